@@ -1,0 +1,1 @@
+"""Facial Action Units: OpenFace reading, FACS knowledge, frame sampling, teachers, simulation."""

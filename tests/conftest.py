@@ -1,0 +1,35 @@
+"""Shared fixtures: the real OpenFace samples in ../shared (skipped when absent), paths."""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED_SAMPLES = REPO.parent / "shared" / "openface_samples"
+PYFEAT_CSV = SHARED_SAMPLES / "cosanlab_py-feat_OpenFace_Test.csv"
+FACSVATAR_CSV = SHARED_SAMPLES / "NumesSanguis_FACSvatar_demo.csv"
+
+
+@pytest.fixture
+def pyfeat_csv() -> Path:
+    if not PYFEAT_CSV.is_file():
+        pytest.skip("../shared/openface_samples is not present")
+    return PYFEAT_CSV
+
+
+@pytest.fixture
+def facsvatar_csv() -> Path:
+    if not FACSVATAR_CSV.is_file():
+        pytest.skip("../shared/openface_samples is not present")
+    return FACSVATAR_CSV
+
+
+def run_cli(*args, cwd=REPO, env=None, timeout=300) -> subprocess.CompletedProcess:
+    """Run `python <args>` as a user would, from the repository root."""
+    full_env = dict(os.environ, **(env or {}))
+    return subprocess.run([sys.executable, *map(str, args)], cwd=cwd, env=full_env,
+                          capture_output=True, text=True, timeout=timeout)
