@@ -12,6 +12,7 @@ A killed run resumes where it stopped when rerun with the same arguments.
 import argparse
 import sys
 
+from my_affectgpt.au.api_teacher import TeacherAPIError
 from my_affectgpt.au.openface import DEFAULT_MIN_CONFIDENCE
 from my_affectgpt.au.sampling import SAMPLING_METHODS
 from my_affectgpt.common.errors import cli_entry, report, InputError
@@ -67,7 +68,11 @@ def main(argv=None):
                       progress=not a.no_progress,
                       api={"model": a.api_model, "base_url": a.api_base_url,
                            "api_key_env": a.api_key_env, "requests_per_minute": a.api_rpm})
-    stats = build(cfg, log=lambda m: print(m, file=sys.stderr))
+    try:
+        stats = build(cfg, log=lambda m: print(m, file=sys.stderr))
+    except TeacherAPIError as err:  # the service failed, not the input: rerun resumes from cache
+        print(f"error: API teacher: {err}", file=sys.stderr)
+        return 1
     for line in stats["skipped_inputs"]:
         report(InputError(None, f"{line} (skipped)"))
     n = stats["samples"]

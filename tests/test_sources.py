@@ -187,7 +187,7 @@ def test_mer_pipeline_peak_frame(tmp_path):
     # Listing that does not describe the peak frame's values -> no answer.
     write_json(tmp_path / "clip_a" / "clip_a_merr_data.json",
                merr_data("clip_a", 12, {"AU04_r": 1.5}, "Brow lowerer (intensity: 2.90)"))
-    records = list(read_mer_factory_dir(tmp_path))
+    records = list(read_mer_factory_dir(tmp_path, listing_answers=True))
     assert records == [
         AURecord("clip_a", 12, {"AU04_r": 1.5}, None, "mer-factory"),
         AURecord("clip_b", 37, top, listing, "mer-factory"),
@@ -203,7 +203,7 @@ def test_mer_and_au_pipeline_in_one_folder(tmp_path):
                "Lip corner depressor (intensity: 2.40)")
     write_json(tmp_path / "s1" / "s1_merr_data.json", merr_data("s1", 24, top, "N/A"))
     write_json(tmp_path / "s1" / "s1_au_analysis.json", au_analysis("s1", listing))
-    assert list(read_mer_factory_dir(tmp_path)) == [
+    assert list(read_mer_factory_dir(tmp_path, listing_answers=True)) == [
         AURecord("s1", 24, top, listing, "mer-factory")]
 
 
@@ -216,7 +216,7 @@ def test_au_pipeline_alone_gives_unknown_frame(tmp_path):
     write_json(tmp_path / "v3" / "v3_au_analysis.json",
                {"video_id": "v3", "peak_au_text": "Blink (intensity: 3.10)",
                 "llm_facial_summary": "The eyes close firmly."})
-    assert list(read_mer_factory_dir(tmp_path)) == [
+    assert list(read_mer_factory_dir(tmp_path, listing_answers=True)) == [
         AURecord("v1", -1, {}, "Neutral expression at the overall peak frame.", "mer-factory"),
         AURecord("v2", -1, {"AU07_r": 1.64, "AU23_r": 1.08}, listing, "mer-factory"),
         AURecord("v3", -1, {"AU45_r": 3.1}, "Blink (intensity: 3.10)", "mer-factory"),
@@ -225,7 +225,7 @@ def test_au_pipeline_alone_gives_unknown_frame(tmp_path):
 
 def test_per_frame_variant(tmp_path):
     write_json(tmp_path / "samplenew_007" / "samplenew_007_au_analysis.json", per_frame_analysis())
-    records = list(read_mer_factory_dir(tmp_path))
+    records = list(read_mer_factory_dir(tmp_path, listing_answers=True))
     assert [r.frame for r in records] == [1, 20, 40, 60]
     by_frame = {r.frame: r for r in records}
     # summary_description beats the chat dump in fine_grained_description
@@ -245,7 +245,7 @@ def test_per_frame_listing_must_match(tmp_path):
     del data["fine_grained_descriptions"]
     # frame 20's listing omits AU25, so it does not describe that frame
     write_json(tmp_path / "x" / "x_au_analysis.json", data)
-    (r20,) = [r for r in read_mer_factory_dir(tmp_path) if r.frame == 20]
+    (r20,) = [r for r in read_mer_factory_dir(tmp_path, listing_answers=True) if r.frame == 20]
     assert r20.answer is None
 
 
@@ -257,7 +257,7 @@ def test_per_frame_variant_with_merr_peak(tmp_path):
     write_json(tmp_path / "b" / "b_au_analysis.json", per_frame_analysis())
     write_json(tmp_path / "b" / "b_merr_data.json",
                merr_data("b", 33, {"AU26_r": 2.6}, "Jaw drop (intensity: 2.60)"))
-    records = list(read_mer_factory_dir(tmp_path))
+    records = list(read_mer_factory_dir(tmp_path, listing_answers=True))
     assert [(r.video, r.frame) for r in records] == [
         ("a", 1), ("a", 20), ("a", 40), ("a", 60),
         ("b", 1), ("b", 20), ("b", 33), ("b", 40), ("b", 60)]
@@ -269,7 +269,7 @@ def test_key_spellings_in_json(tmp_path):
     """OpenFace CSVs with padded headers give keys such as ' AU06_r'; others drop the suffix."""
     top = {" AU06_r": 1.4, "AU 12": 2.0, "AU28": 1}
     write_json(tmp_path / "k" / "k_merr_data.json", merr_data("k", 5, top, ""))
-    (record,) = read_mer_factory_dir(tmp_path)
+    (record,) = read_mer_factory_dir(tmp_path, listing_answers=True)
     assert record.au == {"AU06_r": 1.4, "AU12_r": 2.0, "AU28_c": 1.0}
 
 

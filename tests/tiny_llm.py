@@ -63,6 +63,9 @@ def make_tiny_qwen2(folder, *, hidden_size: int = 32, layers: int = 2, seed: int
         vocab_size=len(tokenizer), hidden_size=hidden_size, intermediate_size=2 * hidden_size,
         num_hidden_layers=layers, num_attention_heads=4, num_key_value_heads=2,
         max_position_embeddings=512, tie_word_embeddings=False,
+        # Larger than the usual 0.02: with 32 dims, small weights give near-uniform logits that
+        # a LoRA adapter can hardly move, and tests want to see learning within a few steps.
+        initializer_range=0.2,
         bos_token_id=None, eos_token_id=eos_id, pad_token_id=pad_id)
     torch.manual_seed(seed)
     model = Qwen2ForCausalLM(config).float()

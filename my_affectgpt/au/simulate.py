@@ -162,7 +162,7 @@ def _phases(rng, n):
     # Emotional clips (MER-style, 2-5 s) show the expression for most of their length.
     a = rng.uniform(0.02, 0.15) * n
     b = a + rng.uniform(0.08, 0.15) * n
-    c = b + rng.uniform(0.35, 0.6) * n
+    c = b + rng.uniform(0.45, 0.7) * n
     d = c + rng.uniform(0.1, 0.2) * n
     return a, b, c, d
 

@@ -352,7 +352,7 @@ def _merr_record(data: dict, path: Path, video: str, extra_listings: list,
     return AURecord(video, frame, au, answer, SOURCE_MER_FACTORY)
 
 
-def read_mer_factory_video(item: MerFactoryVideo, *, listing_answers: bool = True) -> list:
+def read_mer_factory_video(item: MerFactoryVideo, *, listing_answers: bool = False) -> list:
     """The records of one video, sorted by frame. Raises InputError naming a malformed file.
 
     Per-frame entries come first; the MER pipeline's peak frame is added unless a per-frame
@@ -378,7 +378,7 @@ def read_mer_factory_video(item: MerFactoryVideo, *, listing_answers: bool = Tru
 
 
 def read_mer_factory_dir(root, *, on_error: Callable[[InputError], None] | None = None,
-                         listing_answers: bool = True) -> Iterator[AURecord]:
+                         listing_answers: bool = False) -> Iterator[AURecord]:
     """Records from every MER-Factory video under `root`, in sorted folder order.
 
     A malformed file raises InputError naming it; with `on_error`, the error is passed to it

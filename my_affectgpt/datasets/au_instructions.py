@@ -11,6 +11,7 @@ Two stages, so that a killed run resumes and still ends byte-identical to an uni
 """
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -154,14 +155,16 @@ def _openface_samples(cfg: BuildConfig, log) -> tuple:
     return samples, errors
 
 
-def _record_samples(cfg: BuildConfig) -> list:
-    """MER-Factory and Alpaca/ShareGPT records as pending samples (answer may be None)."""
+def _record_samples(cfg: BuildConfig, errors: list) -> list:
+    """MER-Factory and Alpaca/ShareGPT records as pending samples (answer may be None). A
+    malformed MER-Factory video is reported in `errors` and skipped."""
     if not (cfg.mer_factory_dirs or cfg.instruction_files):
         return []
     from ..au.sources import read_instruction_jsonl, read_mer_factory_dir
 
     out = []
-    records = [r for d in cfg.mer_factory_dirs for r in read_mer_factory_dir(d)]
+    records = [r for d in cfg.mer_factory_dirs
+               for r in read_mer_factory_dir(d, on_error=lambda e: errors.append(str(e)))]
     records += [r for f in cfg.instruction_files for r in read_instruction_jsonl(f)]
     per_video: dict = {}
     for r in records:
@@ -300,9 +303,11 @@ def build(cfg: BuildConfig, log=print) -> dict:
         raise InputError(None, "--frames-per-video must be >= 1")
     out = Path(cfg.out_dir)
     # Validate the cheap sources before the long OpenFace stage, so a typo fails in seconds.
-    records = _record_samples(cfg)
+    record_errors: list = []
+    records = _record_samples(cfg, record_errors)
     samples, errors = _openface_samples(cfg, log) if cfg.openface_dirs else ([], [])
     samples += records
+    errors += record_errors
     _fill_answers(cfg, samples, log)
 
     kept, seen, dropped = [], set(), 0
@@ -316,9 +321,15 @@ def build(cfg: BuildConfig, log=print) -> dict:
     if cfg.max_samples is not None and len(kept) > cfg.max_samples:
         keep = sorted(random.Random(cfg.seed).sample(range(len(kept)), cfg.max_samples))
         kept = [kept[i] for i in keep]
-    if not kept:
-        raise InputError(cfg.openface_dirs[0] if cfg.openface_dirs else None,
-                         "no usable samples (every input was skipped)")
+    if not kept:  # nothing to resume either: leave no trace
+        shutil.rmtree(out / ".work", ignore_errors=True)
+        with contextlib.suppress(OSError):
+            out.rmdir()
+        if len(errors) == 1:
+            raise InputError(None, errors[0])
+        for e in errors:
+            log(f"error: {e} (skipped)")
+        raise InputError(None, f"no usable samples: all {len(errors)} inputs were skipped")
 
     split_of = _split_videos(list({s["video"] for s in kept}), tuple(cfg.split), cfg.seed)
     by_split = {k: [] for k in SPLITS}

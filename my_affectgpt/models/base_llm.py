@@ -192,8 +192,13 @@ def check_chat_template(tokenizer, where="model") -> None:
 
 
 def render_prompt(tokenizer, messages) -> str:
-    """The text the model sees before it answers: chat template + generation prompt."""
-    msgs = [m for m in messages if m["role"] != "assistant"]
+    """The text the model sees before it answers: chat template + generation prompt.
+
+    A trailing assistant message (the training answer) is left out.
+    """
+    msgs = list(messages)
+    if msgs and msgs[-1]["role"] == "assistant":
+        msgs = msgs[:-1]
     return tokenizer.apply_chat_template(msgs, tokenize=False, add_generation_prompt=True)
 
 

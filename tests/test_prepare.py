@@ -1,0 +1,249 @@
+"""prepare_au_instruction_dataset.py end to end: layout of DESIGN.md §4, split by video,
+de-duplication, stats, exports, other sources, bad inputs, and resume after SIGKILL."""
+from __future__ import annotations
+
+import hashlib
+import json
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from conftest import REPO, run_cli
+from my_affectgpt.au.facs import active_aus, au_state_text
+from my_affectgpt.au.lexicon import mentioned_aus
+from my_affectgpt.au.prompts import chat_messages
+from my_affectgpt.au.simulate import write_dataset
+
+SCRIPT = REPO / "prepare_au_instruction_dataset.py"
+OUTPUTS = ("train.jsonl", "val.jsonl", "test.jsonl", "stats.json")
+
+
+@pytest.fixture(scope="module")
+def sim_dir(tmp_path_factory):
+    d = tmp_path_factory.mktemp("sim")
+    write_dataset(d, 60, seed=5, frames=(40, 80), second_face_prob=0.2, workers=1)
+    return d
+
+
+@pytest.fixture(scope="module")
+def built(sim_dir, tmp_path_factory):
+    out = tmp_path_factory.mktemp("ds")
+    proc = run_cli(SCRIPT, "--openface-dir", sim_dir, "--teacher", "rule", "--out-dir", out,
+                   "--seed", "1", "--frames-per-video", "6", "--export", "llamafactory")
+    assert proc.returncode == 0, proc.stderr
+    return out, proc
+
+
+def load(path: Path) -> list:
+    return [json.loads(line) for line in path.read_text().splitlines()]
+
+
+def digests(out: Path) -> dict:
+    return {p.relative_to(out).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest()
+            for p in sorted(out.rglob("*")) if p.is_file()}
+
+
+def test_samples_follow_the_design_layout(built):
+    out, proc = built
+    assert "wrote" in proc.stdout
+    samples = [s for split in ("train", "val", "test") for s in load(out / f"{split}.jsonl")]
+    assert len(samples) > 200
+    for s in samples:
+        assert set(s) == {"id", "video", "frame", "source", "au", "messages"}
+        assert s["id"] == f"{s['video']}_f{s['frame']:04d}" and s["source"] == "openface+rule"
+        assert [m["role"] for m in s["messages"]] == ["system", "user", "assistant"]
+        prompt = au_state_text(active_aus(s["au"]))
+        assert s["messages"][:2] == chat_messages(prompt)           # the au field is the truth
+        assert mentioned_aus(s["messages"][2]["content"]) == set(active_aus(s["au"]))
+    assert len({s["id"] for s in samples}) == len(samples)
+
+
+def test_split_by_video_and_no_duplicate_pairs(built):
+    out, _ = built
+    videos = {split: {s["video"] for s in load(out / f"{split}.jsonl")} for split in ("train", "val", "test")}
+    assert not (videos["train"] & videos["val"] or videos["train"] & videos["test"] or videos["val"] & videos["test"])
+    assert len(videos["val"]) >= 1 and len(videos["test"]) >= 1
+    assert len(videos["train"]) > 5 * len(videos["val"])
+    pairs = [(s["messages"][1]["content"], s["messages"][2]["content"])
+             for split in ("train", "val", "test") for s in load(out / f"{split}.jsonl")]
+    assert len(pairs) == len(set(pairs))
+
+
+def test_stats_match_the_files(built):
+    out, _ = built
+    stats = json.loads((out / "stats.json").read_text())
+    by_split = {split: load(out / f"{split}.jsonl") for split in ("train", "val", "test")}
+    assert stats["samples"] == {k: len(v) for k, v in by_split.items()} | {"total": sum(map(len, by_split.values()))}
+    assert stats["sources"]["openface+rule"] == {k: len(v) for k, v in by_split.items()}
+    recount = {}
+    for rows in by_split.values():
+        for s in rows:
+            for code in active_aus(s["au"]):
+                recount[code] = recount.get(code, 0) + 1
+    assert {c: v["count"] for c, v in stats["au_frequency"].items() if v["count"]} == recount
+    assert stats["duplicates_dropped"] > 0          # neutral frames repeat
+    assert stats["answer_words"]["p50"] <= stats["answer_words"]["p90"] <= stats["answer_words"]["max"]
+    assert stats["settings"]["seed"] == 1 and stats["skipped_inputs"] == []
+
+
+def test_llamafactory_export(built):
+    out, _ = built
+    info = json.loads((out / "llamafactory" / "dataset_info.json").read_text())
+    train = load(out / "train.jsonl")
+    alpaca = json.loads((out / "llamafactory" / info["au_agent_train_alpaca"]["file_name"]).read_text())
+    sharegpt = json.loads((out / "llamafactory" / info["au_agent_train_sharegpt"]["file_name"]).read_text())
+    assert len(alpaca) == len(sharegpt) == len(train)
+    assert alpaca[0] == {"instruction": train[0]["messages"][1]["content"], "input": "",
+                         "output": train[0]["messages"][2]["content"],
+                         "system": train[0]["messages"][0]["content"]}
+    assert info["au_agent_train_sharegpt"]["formatting"] == "sharegpt"
+    assert sharegpt[0]["conversations"][1] == {"from": "gpt", "value": train[0]["messages"][2]["content"]}
+
+
+def test_same_seed_same_bytes_whatever_the_worker_count(sim_dir, built, tmp_path):
+    out, _ = built
+    proc = run_cli(SCRIPT, "--openface-dir", sim_dir, "--out-dir", tmp_path, "--seed", "1",
+                   "--frames-per-video", "6", "--export", "llamafactory", "--workers", "1")
+    assert proc.returncode == 0, proc.stderr
+    assert digests(tmp_path) == digests(out)
+
+
+def test_max_samples_and_other_seed(sim_dir, tmp_path):
+    proc = run_cli(SCRIPT, "--openface-dir", sim_dir, "--out-dir", tmp_path, "--max-samples", "50",
+                   "--seed", "2", "--frames-per-video", "6")
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads((tmp_path / "stats.json").read_text())["samples"]["total"] == 50
+    assert sum(len(load(tmp_path / f"{s}.jsonl")) for s in ("train", "val", "test")) == 50
+
+
+def test_bad_file_in_a_folder_is_reported_and_skipped(sim_dir, tmp_path):
+    folder = tmp_path / "of"
+    folder.mkdir()
+    for p in sorted(sim_dir.glob("sim_0000*.csv")):
+        (folder / p.name).write_bytes(p.read_bytes())
+    (folder / "broken.csv").write_text("frame;timestamp;AU01_r\n1;0;0.5\n")
+    proc = run_cli(SCRIPT, "--openface-dir", folder, "--out-dir", tmp_path / "out")
+    assert proc.returncode == 0, proc.stderr
+    bad = [line for line in proc.stderr.splitlines() if "broken.csv" in line]
+    assert len(bad) == 1 and "wrong delimiter" in bad[0] and "Traceback" not in proc.stderr
+    stats = json.loads((tmp_path / "out" / "stats.json").read_text())
+    assert len(stats["skipped_inputs"]) == 1 and stats["videos"]["train"] > 0
+
+
+@pytest.mark.parametrize("content", [b"", b"\x00\x01binary", b"frame,success\n1,1\n"])
+def test_only_bad_input_exits_2_and_writes_nothing(tmp_path, content):
+    folder = tmp_path / "of"
+    folder.mkdir()
+    (folder / "v.csv").write_bytes(content)
+    out = tmp_path / "out"
+    proc = run_cli(SCRIPT, "--openface-dir", folder, "--out-dir", out)
+    assert proc.returncode == 2
+    assert "Traceback" not in proc.stderr and str(folder / "v.csv") in proc.stderr
+    assert not any(p.is_file() and not p.name.startswith(".") for p in out.rglob("*")) if out.exists() else True
+    assert not (out / "train.jsonl").exists()
+
+
+def test_missing_folder_exits_2_with_one_line(tmp_path):
+    proc = run_cli(SCRIPT, "--openface-dir", tmp_path / "nope", "--out-dir", tmp_path / "out")
+    assert proc.returncode == 2
+    assert proc.stderr.strip().count("\n") == 0 and "does not exist" in proc.stderr
+    assert not (tmp_path / "out").exists()
+
+
+def test_alpaca_and_sharegpt_inputs(tmp_path):
+    alpaca = tmp_path / "au_alpaca.jsonl"
+    rows = [{"instruction": "Describe the AUs.", "input": "AU values: AU04: 2.24, AU07: 1.87",
+             "output": "A marked brow lowerer and a slight lid tightener.", "video": "clip_a"},
+            {"instruction": "Describe the AUs.", "input": "AU values: AU12: 3.1",
+             "output": "A strong lip corner puller.", "video": "clip_b"},
+            {"conversations": [{"from": "human", "value": "AU values: AU01: 1.2, AU02: 1.1"},
+                               {"from": "gpt", "value": "Slight inner and outer brow raisers."}],
+             "video": "clip_c"}]
+    alpaca.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    proc = run_cli(SCRIPT, "--alpaca", alpaca, "--out-dir", tmp_path / "out")
+    assert proc.returncode == 0, proc.stderr
+    samples = {s["video"]: s for split in ("train", "val", "test") for s in load(tmp_path / "out" / f"{split}.jsonl")}
+    assert samples["clip_a"]["au"] == {"AU04_r": 2.24, "AU07_r": 1.87}
+    assert samples["clip_a"]["messages"][1]["content"].endswith("AU04 brow lowerer 2.2; AU07 lid tightener 1.9")
+    assert samples["clip_a"]["messages"][2]["content"] == rows[0]["output"]
+    assert samples["clip_c"]["source"] == "sharegpt"
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text('{"instruction": "x", "input": "no values here", "output": "y"}\n')
+    proc = run_cli(SCRIPT, "--alpaca", bad, "--out-dir", tmp_path / "out2")
+    assert proc.returncode == 2 and "line 1" in proc.stderr and str(bad) in proc.stderr
+    assert not (tmp_path / "out2").exists()
+
+
+def test_mer_factory_per_frame_outputs(tmp_path):
+    video = tmp_path / "mer" / "clip_x"
+    video.mkdir(parents=True)
+    (video / "clip_x_au_analysis.json").write_text(json.dumps({
+        "source_path": "clip_x.mp4",
+        "per_frame_au_descriptions": [
+            {"frame": 3, "timestamp": 0.1, "active_aus": {"AU06_r": 2.1, "AU12_r": 3.0},
+             "fine_grained_description": "Cheeks lifted with a strong lip corner pull."},
+            {"frame": 9, "timestamp": 0.3, "active_aus": {"AU04_r": 1.5}}]}))
+    proc = run_cli(SCRIPT, "--mer-factory-dir", tmp_path / "mer", "--out-dir", tmp_path / "out")
+    assert proc.returncode == 0, proc.stderr
+    samples = {s["frame"]: s for split in ("train", "val", "test") for s in load(tmp_path / "out" / f"{split}.jsonl")}
+    assert samples[3]["source"] == "mer-factory"
+    assert samples[3]["messages"][2]["content"] == "Cheeks lifted with a strong lip corner pull."
+    assert samples[9]["source"] == "mer-factory+rule"          # no description: the teacher wrote one
+    assert mentioned_aus(samples[9]["messages"][2]["content"]) == {"AU04"}
+
+
+def test_api_teacher_end_to_end(sim_dir, tmp_path, monkeypatch):
+    from test_api_teacher import FakeOpenAI
+    server = FakeOpenAI()
+    try:
+        folder = tmp_path / "of"
+        folder.mkdir()
+        for p in sorted(sim_dir.glob("sim_0000*.csv"))[:4]:
+            (folder / p.name).write_bytes(p.read_bytes())
+        args = [SCRIPT, "--openface-dir", folder, "--teacher", "api", "--api-model", "m",
+                "--api-base-url", server.url, "--out-dir", tmp_path / "out", "--frames-per-video", "4",
+                "--api-rpm", "100000"]
+        proc = run_cli(*args)
+        assert proc.returncode == 0, proc.stderr
+        samples = [s for split in ("train", "val", "test") for s in load(tmp_path / "out" / f"{split}.jsonl")]
+        prompts = {s["messages"][1]["content"].split("AUs: ", 1)[1] for s in samples}
+        assert {s["messages"][2]["content"] for s in samples} == {f"described: {p}" for p in prompts}
+        assert sorted(server.texts()) == sorted(prompts)           # each distinct prompt asked once
+        assert proc.returncode == 0 and run_cli(*args).returncode == 0
+        assert len(server.requests) == len(prompts)               # the rerun is served by the cache
+    finally:
+        server.close()
+
+
+def test_killed_build_resumes_to_identical_files(tmp_path):
+    sim = tmp_path / "sim"
+    write_dataset(sim, 480, seed=9, frames=(60, 120), workers=2)
+    args = ["--openface-dir", str(sim), "--out-dir", None, "--seed", "3", "--workers", "1", "--no-progress"]
+
+    def cmd(out):
+        return [sys.executable, str(SCRIPT)] + [str(out) if a is None else a for a in args]
+
+    ref = tmp_path / "ref"
+    assert subprocess.run(cmd(ref), cwd=REPO, capture_output=True).returncode == 0
+
+    out = tmp_path / "out"
+    proc = subprocess.Popen(cmd(out), cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 120
+    while not (out / ".work" / "chunk_000003.json").exists():
+        assert proc.poll() is None and time.time() < deadline, "build ended before it could be killed"
+        time.sleep(0.005)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert not (out / "train.jsonl").exists()                      # killed halfway, nothing final
+    done = len(list((out / ".work").glob("chunk_*.json")))
+    assert 4 <= done < 15
+
+    resumed = subprocess.run(cmd(out), cwd=REPO, capture_output=True, text=True)
+    assert resumed.returncode == 0, resumed.stderr
+    assert "resuming" in resumed.stderr
+    assert digests(out) == digests(ref)
+    assert set(digests(ref)) == set(OUTPUTS)
