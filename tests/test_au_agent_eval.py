@@ -1,0 +1,81 @@
+"""test_au_agent.py end to end with a tiny random Qwen2 + LoRA adapter: the report has every
+figure, for the tuned model and both baselines, and the full probe table."""
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from conftest import REPO, run_cli
+from tiny_llm import make_tiny_qwen2
+from my_affectgpt.au.simulate import write_dataset
+from my_affectgpt.evaluation.au_probes import probes
+
+KEYS = ("eval_loss", "au_precision", "au_recall", "au_f1", "hallucination_rate", "emotion_word_rate",
+        "band_agreement", "rouge_l", "mean_words", "descriptions_per_s")
+
+
+@pytest.fixture(scope="module")
+def tiny_adapter(tmp_path_factory):
+    from peft import LoraConfig, get_peft_model
+    from transformers import AutoModelForCausalLM
+
+    root = tmp_path_factory.mktemp("tiny")
+    base = make_tiny_qwen2(root / "base")
+    model = get_peft_model(AutoModelForCausalLM.from_pretrained(base),
+                           LoraConfig(r=4, lora_alpha=8, target_modules=["q_proj", "v_proj"]))
+    model.save_pretrained(root / "adapter")
+    return base, root / "adapter"
+
+
+@pytest.fixture(scope="module")
+def dataset(tmp_path_factory):
+    root = tmp_path_factory.mktemp("data")
+    write_dataset(root / "of", 12, seed=4, frames=(30, 50), workers=1)
+    proc = run_cli(REPO / "prepare_au_instruction_dataset.py", "--openface-dir", root / "of",
+                   "--out-dir", root / "ds", "--split", "0.5", "0.25", "0.25", "--no-progress")
+    assert proc.returncode == 0, proc.stderr
+    return root
+
+
+def test_report_from_jsonl(tiny_adapter, dataset, tmp_path):
+    base, adapter = tiny_adapter
+    out = tmp_path / "report.json"
+    proc = run_cli(REPO / "test_au_agent.py", "--adapter", adapter, "--base-model", base,
+                   "--data", dataset / "ds" / "test.jsonl", "--json", out, "--max-new-tokens", "6", "--max-samples", "8",
+                   "--no-progress")
+    assert proc.returncode == 0, proc.stderr
+    report = json.loads(out.read_text())
+    for k in KEYS:
+        assert k in report, k
+    assert report["eval_loss"] > 0 and 0 <= report["au_f1"] <= 1 and report["rouge_l"] is not None
+    assert set(report["baselines"]) == {"base", "rule_teacher"}
+    assert report["baselines"]["base"]["eval_loss"] > 0
+    rule = report["baselines"]["rule_teacher"]
+    assert (rule["au_f1"], rule["hallucination_rate"], rule["band_agreement"]) == (1.0, 0.0, 1.0)
+    assert [p["probe"] for p in report["probes"]] == [label for label, _ in probes()]
+    assert all(p["tuned"] is not None and p["base"] is not None for p in report["probes"])
+    for label in ("prototype happiness", "AU12 severe", "neutral"):
+        assert f"[{label}]" in proc.stdout
+    assert "au_f1" in proc.stdout and "rule_teacher" in proc.stdout
+
+
+def test_report_from_openface_csvs_without_references(tiny_adapter, dataset, tmp_path):
+    base, adapter = tiny_adapter
+    proc = run_cli(REPO / "test_au_agent.py", "--adapter", adapter, "--base-model", base,
+                   "--openface-dir", dataset / "of", "--max-samples", "10", "--json", tmp_path / "r.json",
+                   "--max-new-tokens", "8", "--no-baselines", "--no-progress")
+    assert proc.returncode == 0, proc.stderr
+    report = json.loads((tmp_path / "r.json").read_text())
+    assert report["n_samples"] == 10 and report["eval_loss"] is None and report["rouge_l"] is None
+    assert set(report["baselines"]) == {"rule_teacher"}
+
+
+def test_bad_inputs(tiny_adapter, tmp_path):
+    base, adapter = tiny_adapter
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text('{"nope": 1}\n')
+    proc = run_cli(REPO / "test_au_agent.py", "--adapter", adapter, "--data", bad)
+    assert proc.returncode == 2 and str(bad) in proc.stderr and "line 1" in proc.stderr
+    proc = run_cli(REPO / "test_au_agent.py", "--adapter", tmp_path, "--data", bad)
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
