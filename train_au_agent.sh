@@ -73,5 +73,7 @@ else
 fi
 
 export AU_AGENT_CONFIG_SHOWN=1  # already printed above
+# Idle OpenMP threads sleep instead of spinning: on a busy CPU, spinning made steps ~10x slower.
+export OMP_WAIT_POLICY="${OMP_WAIT_POLICY:-PASSIVE}"
 exec "$PYTHON" -m accelerate.commands.launch "${LAUNCH[@]}" \
   -m my_affectgpt.training.au_sft --config "$CONFIG" ${OVERRIDES[@]+"${OVERRIDES[@]}"}

@@ -27,7 +27,18 @@ sys.path.insert(0, str(Path(__file__).parent))
 from tiny_llm import make_tiny_qwen2  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
-ENV = {**os.environ, "PYTHONPATH": str(REPO), "TOKENIZERS_PARALLELISM": "false"}
+# One thread: the tiny model gains nothing from more, and on a busy shared machine two spinning
+# OpenMP threads can make it 100x slower.
+ENV = {**os.environ, "PYTHONPATH": str(REPO), "PYTHON": sys.executable,
+       "TOKENIZERS_PARALLELISM": "false", "OMP_NUM_THREADS": "1"}
+
+
+@pytest.fixture(scope="module", autouse=True)
+def one_thread():
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
 
 
 def _sample(rng) -> dict:
@@ -207,7 +218,8 @@ def test_killed_run_resumes_from_its_checkpoint(work, tmp_path):
     cfg = tmp_path / "cfg.yaml"
     cfg.write_text("# resume test\n")
     steps = 40
-    args = [sys.executable, "-m", "my_affectgpt.training.au_sft", "--config", str(cfg)] + _cfg(
+    # the real launcher: train_au_agent.sh -> accelerate launch -> au_sft (1 CPU process)
+    args = ["bash", str(REPO / "train_au_agent.sh"), "--config", str(cfg)] + _cfg(
         work, out, **{"data.train": str(work / "long.jsonl"), "training.max_steps": steps,
                       "training.eval_steps": 4, "training.save_steps": 4,
                       "training.save_total_limit": "null"})
@@ -291,3 +303,33 @@ def test_embedded_smollm2_converts_once_and_has_a_working_chat_template(tmp_path
     assert tok(text)["input_ids"] == ref(text)["input_ids"]
     ids, labels = au_sft.encode_chat(tok, msgs, 512)
     assert labels[-1] == tok.eos_token_id == tok.convert_tokens_to_ids("<|im_end|>")
+
+
+def test_length_grouped_batches_pad_less(work, tmp_path):
+    def padding(group):
+        cfg = au_sft.load_config(None, _cfg(work, tmp_path / f"g{group}", **{
+            "data.train": str(work / "long.jsonl"), "training.group_by_length": group}))
+        trainer, _ = au_sft.build(cfg)
+        return sum(int((b["attention_mask"] == 0).sum()) for b in trainer.get_train_dataloader())
+
+    grouped, shuffled = padding("true"), padding("false")
+    assert grouped < shuffled / 2, (grouped, shuffled)
+
+
+def test_gradient_accumulation_matches_one_big_batch(work, tmp_path):
+    """Loss normalised over all answer tokens of the accumulated batch, as the Trainer expects."""
+    from safetensors.torch import load_file
+
+    def one_step(batch, accum):
+        out = tmp_path / f"b{batch}x{accum}"
+        au_sft.run(au_sft.load_config(None, _cfg(work, out, **{
+            "data.train": str(work / "long.jsonl"), "training.batch_size": batch,
+            "training.grad_accum": accum, "training.max_steps": 1, "training.eval_steps": 1,
+            "training.save_steps": 1, "training.max_grad_norm": 1e9})))
+        loss = _state(out / "checkpoint-1")["log_history"][0]["loss"]
+        return loss, load_file(out / "checkpoint-1" / "adapter_model.safetensors")
+
+    loss_a, w_a = one_step(4, 1)
+    loss_b, w_b = one_step(2, 2)
+    assert loss_a == pytest.approx(loss_b, rel=1e-5)
+    assert all(torch.allclose(w_a[k], w_b[k], atol=1e-6) for k in w_a)

@@ -24,6 +24,10 @@ from my_affectgpt.common.errors import InputError
 
 log = logging.getLogger(__name__)
 
+# Models here are local folders or embedded files, never Hub downloads. Offline mode also stops
+# peft from probing the Hub for the recorded base model (an embedded name) at every save.
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
 CACHE_ENV = "AU_AGENT_CACHE"
 DEFAULT_CACHE = "cache"  # relative to the working directory
 SOURCE_FILE = "au_agent_source.json"  # written into converted folders: where they came from

@@ -38,7 +38,6 @@ def adapter_digest(adapter) -> str:
 
 def merge(adapter, out, base=None, dtype="auto", cache_dir=None, overwrite=False) -> Path:
     """Merge `adapter` into `base` (default: the base the adapter records); write `out` atomically."""
-    import torch
     from peft import PeftModel
 
     from my_affectgpt.models import base_llm
