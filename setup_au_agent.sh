@@ -11,6 +11,9 @@ set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 cd "$ROOT"
 export PYTHONPATH="$ROOT${PYTHONPATH:+:$PYTHONPATH}"
+# Idle OpenMP threads sleep instead of spinning: on a busy CPU machine spinning threads made a
+# training step ~10x slower (see bench/RESULTS.md); on a quiet one it costs nothing.
+export OMP_WAIT_POLICY="${OMP_WAIT_POLICY:-PASSIVE}"
 PYTHON="${PYTHON:-python}"
 
 profile=auto
