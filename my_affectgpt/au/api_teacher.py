@@ -25,7 +25,6 @@ import json
 import logging
 import os
 import random
-import sqlite3
 import threading
 import time
 import urllib.error
@@ -39,6 +38,7 @@ from tqdm import tqdm
 
 from my_affectgpt.au.prompts import API_TEACHER_SYSTEM, PROMPT_VERSION, user_prompt
 from my_affectgpt.common.errors import InputError
+from my_affectgpt.common.kv_cache import KVCache
 
 log = logging.getLogger(__name__)
 
@@ -131,64 +131,11 @@ class RateLimiter:
                 time.sleep(delay)
 
 
-class ResponseCache:
-    """SQLite table of answers keyed by a sha256 hex digest; one connection behind a lock.
+class ResponseCache(KVCache):
+    """The shared SQLite answer cache (common/kv_cache.py), tagged with this PROMPT_VERSION."""
 
-    WAL mode lets other processes read while one writes; every put() commits, so answers
-    survive a kill. ``path=None`` keeps the cache in memory for this object only.
-    """
-
-    _SCHEMA = ("CREATE TABLE IF NOT EXISTS responses ("
-               "key TEXT PRIMARY KEY, response TEXT NOT NULL, model TEXT NOT NULL, "
-               "prompt_version TEXT NOT NULL, created_at REAL NOT NULL)")
-
-    def __init__(self, path: str | os.PathLike | None):
-        self.path = Path(path) if path is not None else None
-        self._lock = threading.Lock()
-        target = ":memory:"
-        if self.path is not None:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            target = str(self.path)
-        try:
-            # timeout: how long to wait for another process's write lock before failing.
-            self._conn = sqlite3.connect(target, timeout=60.0, check_same_thread=False,
-                                         isolation_level=None)
-            if self.path is not None:
-                self._conn.execute("PRAGMA journal_mode=WAL")
-                # NORMAL is durable against process kills in WAL mode (not power loss).
-                self._conn.execute("PRAGMA synchronous=NORMAL")
-            self._conn.execute(self._SCHEMA)
-        except sqlite3.DatabaseError as err:
-            raise InputError(path, f"cannot use as an SQLite response cache ({err})") from None
-
-    def get_many(self, keys: list[str]) -> dict[str, str]:
-        out: dict[str, str] = {}
-        with self._lock:
-            for i in range(0, len(keys), 500):  # stay below SQLite's bound-parameter limit
-                chunk = keys[i:i + 500]
-                marks = ",".join("?" * len(chunk))
-                rows = self._conn.execute(
-                    f"SELECT key, response FROM responses WHERE key IN ({marks})", chunk)
-                out.update(rows.fetchall())
-        return out
-
-    def get(self, key: str) -> str | None:
-        return self.get_many([key]).get(key)
-
-    def put(self, key: str, response: str, model: str) -> None:
-        with self._lock:
-            self._conn.execute(
-                "INSERT OR REPLACE INTO responses (key, response, model, prompt_version, "
-                "created_at) VALUES (?, ?, ?, ?, ?)",
-                (key, response, model, PROMPT_VERSION, time.time()))
-
-    def __len__(self) -> int:
-        with self._lock:
-            return self._conn.execute("SELECT COUNT(*) FROM responses").fetchone()[0]
-
-    def close(self) -> None:
-        with self._lock:
-            self._conn.close()
+    def put(self, key: str, response: str, model: str) -> None:  # type: ignore[override]
+        super().put(key, response, model, PROMPT_VERSION)
 
 
 class APITeacher:
