@@ -33,3 +33,15 @@ def run_cli(*args, cwd=REPO, env=None, timeout=300) -> subprocess.CompletedProce
     full_env = dict(os.environ, **(env or {}))
     return subprocess.run([sys.executable, *map(str, args)], cwd=cwd, env=full_env,
                           capture_output=True, text=True, timeout=timeout)
+
+
+@pytest.fixture(scope="module")
+def one_thread():
+    """Tiny models run far faster on one torch thread on a shared 2-core machine: two spinning
+    OpenMP threads can make them 100x slower and they gain nothing from more."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)

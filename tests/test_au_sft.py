@@ -33,12 +33,7 @@ ENV = {**os.environ, "PYTHONPATH": str(REPO), "PYTHON": sys.executable,
        "TOKENIZERS_PARALLELISM": "false", "OMP_NUM_THREADS": "1"}
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def _sample(rng) -> dict:

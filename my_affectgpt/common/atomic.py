@@ -37,3 +37,18 @@ def atomic_write_text(path, text: str) -> None:
 def atomic_write_bytes(path, data: bytes) -> None:
     with atomic_open(path, "wb") as f:
         f.write(data)
+
+
+def replace_dir(tmp, target) -> None:
+    """Move a finished folder `tmp` to `target`, replacing any old `target` with two renames
+    (old aside, new in place), so readers never see a half-written folder."""
+    tmp, target = Path(tmp), Path(target)
+    old = None
+    if target.exists():
+        old = target.parent / f".{target.name}.old-{os.getpid()}"
+        os.rename(target, old)
+    os.rename(tmp, target)
+    if old is not None:
+        import shutil
+
+        shutil.rmtree(old, ignore_errors=True)

@@ -31,7 +31,7 @@ import yaml
 from omegaconf import OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
-from my_affectgpt.common.atomic import atomic_write_text
+from my_affectgpt.common.atomic import atomic_write_text, replace_dir
 from my_affectgpt.common.errors import InputError, cli_entry
 
 IGNORE = -100  # label value the loss skips
@@ -387,13 +387,7 @@ def export_best(best_checkpoint, output_dir, extra: dict) -> Path:
                 shutil.copy2(f, tmp / f.name)
         (tmp / "au_agent_best.json").write_text(json.dumps(
             {"source": src.name, **extra}, indent=2) + "\n", encoding="utf-8")
-        old = None
-        if target.exists():
-            old = out / f".{BEST_DIR}.old-{os.getpid()}"
-            os.rename(target, old)
-        os.rename(tmp, target)
-        if old is not None:
-            shutil.rmtree(old, ignore_errors=True)
+        replace_dir(tmp, target)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     return target

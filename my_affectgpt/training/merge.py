@@ -12,12 +12,12 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
-import os
 import shutil
 import sys
 import tempfile
 from pathlib import Path
 
+from my_affectgpt.common.atomic import replace_dir
 from my_affectgpt.common.errors import InputError, cli_entry
 
 RECORD = "au_agent_merge.json"
@@ -67,13 +67,7 @@ def merge(adapter, out, base=None, dtype="auto", cache_dir=None, overwrite=False
             "base_model": base_llm.base_model_id(base), "adapter": str(adapter.resolve()),
             "adapter_sha256": digest, "dtype": str(model.dtype).replace("torch.", "")},
             indent=2) + "\n", encoding="utf-8")
-        old = None
-        if out.exists():
-            old = out.parent / f".{out.name}.old-{os.getpid()}"
-            os.rename(out, old)
-        os.rename(tmp, out)
-        if old is not None:
-            shutil.rmtree(old, ignore_errors=True)
+        replace_dir(tmp, out)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     return out
