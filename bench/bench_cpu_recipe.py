@@ -1,0 +1,87 @@
+"""Compare variants of the CPU-profile fine-tuning recipe on the held-out test split.
+
+What it measures: for each variant (key=value overrides of train_configs/au_agent_lora_cpu.yaml),
+trains an adapter with `train_au_agent.sh`, then scores it on `test.jsonl` exactly as
+test_au_agent.py does (AU-F1, hallucination, band agreement, eval loss, probe figures), always in
+fp32, and lists the hallucinated AUs of the worst outputs. The untuned base is scored once.
+
+    python bench/bench_cpu_recipe.py --data data/au_instructions [--device cuda] [--out DIR]
+
+On a GPU (`--device cuda`) the same fp32 recipe runs in minutes instead of hours, so recipe
+choices for the 2-core default can be explored quickly; the figures are those of fp32 math on
+that device (they match the CPU's up to floating-point summation order).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+VARIANTS = {
+    "all_2476_samples": ["data.max_train_samples=null"],
+    "first_2000_samples": [],           # the shipped recipe
+    "epochs_1.5": ["data.max_train_samples=null", "training.epochs=1.5"],
+    "r32": ["lora.r=32", "lora.alpha=64"],
+}
+
+
+def main() -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--data", default="data/au_instructions")
+    p.add_argument("--device", default="cpu")
+    p.add_argument("--out", default="output/bench_cpu_recipe")
+    p.add_argument("--variants", nargs="*", default=list(VARIANTS), choices=list(VARIANTS))
+    a = p.parse_args()
+
+    from my_affectgpt.au.facs import DEFAULT_BANDS, active_aus, au_state_text
+    from my_affectgpt.au.lexicon import mentioned_aus
+    from my_affectgpt.evaluation.au_agent_eval import _run_model, items_from_jsonl
+    from my_affectgpt.evaluation.au_probes import probes
+    from my_affectgpt.models.base_llm import load_for_generation
+
+    data, out = Path(a.data), Path(a.out)
+    out.mkdir(parents=True, exist_ok=True)
+    items = items_from_jsonl(data / "test.jsonl")
+    probe_states = probes(DEFAULT_BANDS)
+    gen = {"batch_size": 32, "max_new_tokens": 128}
+
+    def scored(name, adapter, train_s):
+        model, tok = load_for_generation("smollm2-135m-instruct", adapter, device=a.device, dtype="fp32")
+        scores, outputs, probe_out = _run_model(name, model, tok, items, probe_states, gen, False)
+        recs = []
+        for it, o in zip(items, outputs):
+            act, men = set(active_aus(it.au)), mentioned_aus(o)
+            recs.append({"input": au_state_text(active_aus(it.au)), "output": o, "reference": it.reference,
+                         "hallucinated": sorted(men - act), "missed": sorted(act - men)})
+        (out / f"{name}.json").write_text(json.dumps({"scores": scores, "train_s": train_s, "samples": recs}, indent=1))
+        print(f"{name:<20} train {train_s:5.0f} s  AU-F1 {scores['au_f1']:.4f}  hallucination "
+              f"{scores['hallucination_rate']:.4f}  band {scores['band_agreement']:.4f}  eval_loss "
+              f"{scores['eval_loss']}  probe F1 {scores['probe_scores']['au_f1']:.4f} / hallucination "
+              f"{scores['probe_scores']['hallucination_rate']:.4f}", flush=True)
+        for r in [r for r in recs if r["hallucinated"]][:3]:
+            print(f"    hallucinated {r['hallucinated']}: {r['input']} -> {r['output'][:200]}")
+
+    scored("untuned_base", None, 0.0)
+    for name in a.variants:
+        run_dir = out / name
+        start = time.perf_counter()
+        cmd = ["bash", str(REPO / "train_au_agent.sh"), "--config", str(REPO / "train_configs/au_agent_lora_cpu.yaml"),
+               f"data.train={data / 'train.jsonl'}", f"data.val={data / 'val.jsonl'}",
+               f"output_dir={run_dir}", "training.report_to=[]", *VARIANTS[name]]
+        proc = subprocess.run(cmd, env={**os.environ, "PYTHON": sys.executable}, capture_output=True, text=True)
+        if proc.returncode:
+            print(f"{name}: training failed\n{proc.stderr[-2000:]}", file=sys.stderr)
+            continue
+        scored(name, str(run_dir / "checkpoint-best"), time.perf_counter() - start)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,84 @@
+"""Time one LoRA training step of the CPU recipe under different settings, side by side.
+
+What it measures: forward + backward + AdamW step of the AU Agent SFT (answer-only loss, output
+layer at answer positions only) on real batches of the instruction dataset, for each variant
+below, interleaved round-robin so that load from other processes falls on all of them alike.
+Prints the median seconds per step and each variant's ratio to the first.
+
+    python bench/bench_sft_step.py --data data/au_instructions/train.jsonl [--rounds 4]
+
+Variants: fp32 (the seed's CPU default) and bf16 autocast over fp32 weights.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import sys
+import time
+from pathlib import Path
+
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+
+def main() -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--data", default="data/au_instructions/train.jsonl")
+    p.add_argument("--model", default="smollm2-135m-instruct")
+    p.add_argument("--batch-size", type=int, default=8)
+    p.add_argument("--rounds", type=int, default=4)
+    p.add_argument("--lora-r", type=int, default=16)
+    args = p.parse_args()
+
+    import torch
+    from peft import LoraConfig, get_peft_model
+
+    from my_affectgpt.models import base_llm
+    from my_affectgpt.training.au_sft import PadCollator, TokenizedChats, answer_loss_sum, read_chat_jsonl
+
+    torch.manual_seed(0)
+    folder = base_llm.resolve_base_model(args.model)
+    tok = base_llm.load_tokenizer(folder)
+    n = args.batch_size * args.rounds
+    data = TokenizedChats(tok, read_chat_jsonl(args.data, n), 320, show=False)
+    collate = PadCollator(tok.pad_token_id)
+    batches = [collate(data.items[i:i + args.batch_size]) for i in range(0, n, args.batch_size)]
+    tokens = statistics.mean(int(b["attention_mask"].sum()) for b in batches) / args.batch_size
+    model = base_llm.load_base_model(folder, dtype=torch.float32)
+    model = get_peft_model(model, LoraConfig(r=args.lora_r, lora_alpha=2 * args.lora_r, task_type="CAUSAL_LM",
+                                             target_modules=["q_proj", "k_proj", "v_proj", "o_proj",
+                                                             "gate_proj", "up_proj", "down_proj"]))
+    model.train()
+    opt = torch.optim.AdamW([q for q in model.parameters() if q.requires_grad], lr=1e-5)
+    variants = {"fp32": False, "bf16 autocast": True}
+    times = {k: [] for k in variants}
+
+    def step(batch, bf16):
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+            loss_sum, count, _ = answer_loss_sum(model, batch["input_ids"], batch["attention_mask"], batch["labels"])
+        (loss_sum / count).backward()
+        opt.step()
+        opt.zero_grad()
+
+    for name, bf16 in variants.items():  # warm-up
+        step(batches[0], bf16)
+    for batch in batches:
+        for name, bf16 in variants.items():
+            t = time.perf_counter()
+            step(batch, bf16)
+            times[name].append(time.perf_counter() - t)
+            print(f"  {name}: {times[name][-1]:.2f} s", flush=True)
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, batch {args.batch_size} x "
+          f"{tokens:.0f} tokens (mean), LoRA r={args.lora_r}, load average {os.getloadavg()[0]:.2f}")
+    first = None
+    for name, ts in times.items():
+        med = statistics.median(ts)
+        first = first or med
+        print(f"{name:<14} median {med:.2f} s/step  ({first / med:.2f}x the first)  all: "
+              + " ".join(f"{t:.2f}" for t in ts))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
