@@ -5,9 +5,10 @@ layer at answer positions only) on real batches of the instruction dataset, for 
 below, interleaved round-robin so that load from other processes falls on all of them alike.
 Prints the median seconds per step and each variant's ratio to the first.
 
-    python bench/bench_sft_step.py --data data/au_instructions/train.jsonl [--rounds 4]
+    python bench/bench_sft_step.py --data data/au_instructions/train.jsonl [--rounds 4] [--bf16]
 
-Variants: fp32 (the seed's CPU default) and bf16 autocast over fp32 weights.
+Variants: fp32 with LoRA on all layers (the shipped CPU recipe), fp32 with LoRA on the top half of
+the layers only (backward stops there), a forward pass alone, and with --bf16 bf16 autocast.
 """
 from __future__ import annotations
 
@@ -29,6 +30,7 @@ def main() -> int:
     p.add_argument("--batch-size", type=int, default=8)
     p.add_argument("--rounds", type=int, default=4)
     p.add_argument("--lora-r", type=int, default=16)
+    p.add_argument("--bf16", action="store_true", help="also bf16 autocast (very slow on CPUs without bf16 units)")
     args = p.parse_args()
 
     import torch
@@ -45,28 +47,41 @@ def main() -> int:
     collate = PadCollator(tok.pad_token_id)
     batches = [collate(data.items[i:i + args.batch_size]) for i in range(0, n, args.batch_size)]
     tokens = statistics.mean(int(b["attention_mask"].sum()) for b in batches) / args.batch_size
-    model = base_llm.load_base_model(folder, dtype=torch.float32)
-    model = get_peft_model(model, LoraConfig(r=args.lora_r, lora_alpha=2 * args.lora_r, task_type="CAUSAL_LM",
-                                             target_modules=["q_proj", "k_proj", "v_proj", "o_proj",
-                                                             "gate_proj", "up_proj", "down_proj"]))
-    model.train()
-    opt = torch.optim.AdamW([q for q in model.parameters() if q.requires_grad], lr=1e-5)
-    variants = {"fp32": False, "bf16 autocast": True}
+    targets = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
+
+    def lora_model(layers=None):
+        base = base_llm.load_base_model(folder, dtype=torch.float32)
+        n = base.config.num_hidden_layers
+        cfg = LoraConfig(r=args.lora_r, lora_alpha=2 * args.lora_r, task_type="CAUSAL_LM", target_modules=targets,
+                         layers_to_transform=None if layers is None else list(range(n - layers, n)))
+        m = get_peft_model(base, cfg)
+        m.train()
+        return m, torch.optim.AdamW([q for q in m.parameters() if q.requires_grad], lr=1e-5)
+
+    all_layers = lora_model()
+    n_layers = all_layers[0].get_base_model().config.num_hidden_layers
+    variants = {"fp32, LoRA on all layers (shipped)": (all_layers, "train", False),
+                f"fp32, LoRA on the top {n_layers // 2} layers": (lora_model(n_layers // 2), "train", False),
+                "fp32, forward only (no grad)": (all_layers, "forward", False)}
+    if args.bf16:
+        variants["bf16 autocast, LoRA on all layers"] = (all_layers, "train", True)
     times = {k: [] for k in variants}
 
-    def step(batch, bf16):
-        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+    def step(batch, variant):
+        (model, opt), mode, bf16 = variant
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16), torch.set_grad_enabled(mode == "train"):
             loss_sum, count, _ = answer_loss_sum(model, batch["input_ids"], batch["attention_mask"], batch["labels"])
-        (loss_sum / count).backward()
-        opt.step()
-        opt.zero_grad()
+        if mode == "train":
+            (loss_sum / count).backward()
+            opt.step()
+            opt.zero_grad()
 
-    for name, bf16 in variants.items():  # warm-up
-        step(batches[0], bf16)
+    for variant in variants.values():  # warm-up
+        step(batches[0], variant)
     for batch in batches:
-        for name, bf16 in variants.items():
+        for name, variant in variants.items():
             t = time.perf_counter()
-            step(batch, bf16)
+            step(batch, variant)
             times[name].append(time.perf_counter() - t)
             print(f"  {name}: {times[name][-1]:.2f} s", flush=True)
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, batch {args.batch_size} x "
@@ -75,7 +90,7 @@ def main() -> int:
     for name, ts in times.items():
         med = statistics.median(ts)
         first = first or med
-        print(f"{name:<14} median {med:.2f} s/step  ({first / med:.2f}x the first)  all: "
+        print(f"{name:<38} median {med:.2f} s/step  ({first / med:.2f}x the first)  all: "
               + " ".join(f"{t:.2f}" for t in ts))
     return 0
 
