@@ -34,6 +34,7 @@ from omegaconf.errors import OmegaConfBaseException
 
 from my_affectgpt.common.errors import InputError
 from my_affectgpt.models.au_agent import CONFIG_KEYS, AUAgentConfig
+from my_affectgpt.training.au_sft import LoraConfig as LoRA
 
 FUSIONS = ("qformer", "attention", "mean")
 AU_MODES = ("features", "text")
@@ -80,15 +81,6 @@ class Fusion:
 
 
 @dataclass
-class LoRA:
-    r: int = 64
-    alpha: int = 128
-    dropout: float = 0.05
-    target_modules: List[str] = field(default_factory=lambda: [
-        "q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"])
-
-
-@dataclass
 class ModelConfig:
     llm_model: Optional[str] = None          # null: tiny random Qwen2 from llm_tiny
     tokenizer: Optional[str] = None          # null: llm_model's, or built from the dataset's text
@@ -105,7 +97,7 @@ class ModelConfig:
     qformer_hidden_size: int = 768
     qformer_heads: int = 12
     au_mode: str = "features"
-    lora: LoRA = field(default_factory=LoRA)
+    lora: LoRA = field(default_factory=LoRA)  # the AU Agent recipe's LoRA keys and defaults
     max_length: int = 1024
     max_new_tokens: int = 128
 
