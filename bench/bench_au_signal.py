@@ -80,14 +80,18 @@ def train(variant: str, data: Path, out: Path, args, env: dict) -> tuple[float, 
 def evaluate(job: Path, test: Path, emotions) -> dict:
     """Accuracy of a trained job on the test folder (first emotion word of each answer)."""
     from my_affectgpt.datasets.synthetic import match_emotion
-    from my_affectgpt.training.affectgpt_loop import build_datasets, dataset_parts, load_trained, predict
+    from my_affectgpt.inference.runner import predict_in_chunks
+    from my_affectgpt.training.affectgpt_loop import build_datasets, dataset_parts, load_trained
 
     started = time.monotonic()
     model, cfg = load_trained(job)
     dataset, _ = build_datasets(cfg, data_roots={name: test for name in cfg.datasets})
     for part in dataset_parts(dataset):
         part.ensure_au_features(progress=False)
-    answers = predict(model, dataset, cfg.run.batch_size_eval, progress=False)
+    answers = {}
+    for chunk in predict_in_chunks(model, dataset, list(range(len(dataset))), batch_size=cfg.run.batch_size_eval,
+                                   max_new_tokens=cfg.model.max_new_tokens, chunk=len(dataset), progress=False):
+        answers.update(chunk)
     truth = read_truth(test)
     named = {name: match_emotion(text, emotions) for name, text in answers.items()}
     correct = sum(named.get(name) == emotion for name, emotion in truth.items())

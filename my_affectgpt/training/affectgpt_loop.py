@@ -235,10 +235,6 @@ def param_groups(model: torch.nn.Module, weight_decay: float) -> list[dict]:
     return [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
 
 
-def _without_answers(batch: dict) -> dict:
-    return {k: v for k, v in batch.items() if k != "answers"}
-
-
 # ---- the training loop ----------------------------------------------------------------------
 
 @dataclass
@@ -481,25 +477,3 @@ def load_trained(job, checkpoint=None):
     model.load_trainable_state_dict(load_trainable(ckpt))
     model.eval()
     return model, cfg
-
-
-@torch.no_grad()
-def predict(model, dataset, batch_size: int, *, num_workers: int = 0,
-            max_new_tokens: int | None = None, progress: bool = True) -> dict[str, str]:
-    """{video name: generated answer} for every sample of `dataset` that loads (answers unseen)."""
-    from torch.utils.data import DataLoader
-
-    from my_affectgpt.datasets.mercaptionplus import collate_samples
-
-    loader = DataLoader(dataset, batch_size=batch_size, shuffle=False, collate_fn=collate_samples,
-                        num_workers=num_workers)
-    was_training = model.training
-    model.eval()
-    outputs: dict[str, str] = {}
-    for batch in tqdm(loader, desc="predict", unit="batch", disable=not progress, dynamic_ncols=True):
-        if batch is None:
-            continue
-        texts = model.generate(_without_answers(batch), max_new_tokens=max_new_tokens)
-        outputs.update(zip(batch["names"], texts))
-    model.train(was_training)
-    return outputs
