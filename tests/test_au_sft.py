@@ -145,6 +145,26 @@ def test_answer_only_loss_equals_full_logits_loss(work, tok):
     assert all(torch.allclose(a, c, rtol=1e-4, atol=1e-7) for a, c in zip(g_fast, g_full))
 
 
+def test_top_layers_adapt_only_the_upper_layers(work, tok):
+    from peft import get_peft_model
+
+    base = base_llm.load_base_model(work / "tiny")
+    n = base.config.num_hidden_layers
+    lora = au_sft.load_config(None, ["lora.top_layers=1", "lora.r=4"]).lora
+    model = get_peft_model(base, au_sft.peft_lora_config(lora, n))
+    layer_of = {name: int(re.search(r"\.layers\.(\d+)\.", name).group(1))
+                for name, _ in model.named_parameters() if "lora_" in name}
+    assert layer_of and set(layer_of.values()) == {n - 1}
+    assert len(layer_of) == 2 * len(lora.target_modules)  # lora_A + lora_B per projection
+    enc = au_sft.encode_chat(tok, _sample(random.Random(3))["messages"], 256)
+    b = au_sft.PadCollator(tok.pad_token_id)([{"input_ids": enc[0], "labels": enc[1]}])
+    loss_sum, count, _ = au_sft.answer_loss_sum(model, **b)
+    (loss_sum / count).backward()
+    assert all(p.grad is not None for name, p in model.named_parameters() if p.requires_grad)
+    with pytest.raises(InputError, match="lora.top_layers"):
+        au_sft.peft_lora_config(au_sft.load_config(None, [f"lora.top_layers={n + 1}"]).lora, n)
+
+
 # ---- training through the Trainer ------------------------------------------------------------
 
 @pytest.fixture(scope="module")
@@ -270,6 +290,8 @@ def test_config_value_checks(work, tmp_path):
         check(("training.deepspeed", REPO / "train_configs" / "deepspeed_zero3.json"))
     with pytest.raises(InputError, match="lora.r"):
         au_sft.load_config(None, ["lora.r=abc"])
+    with pytest.raises(InputError, match="lora.top_layers"):
+        check(("lora.top_layers", 0))
 
 
 def test_chat_template_required(tok):

@@ -105,18 +105,19 @@ def _run_model(name, model, tokenizer, items, probe_states, gen_kwargs, progress
     from ..models.generation import describe_au_texts
 
     texts = [au_state_text(active_aus(it.au)) for it in items]
+    probe_texts = [au_state_text(active_aus(au)) for _, au in probe_states]
+    # One pass over data and probes: equal prompts run once and batches fill across both.
     t0 = time.perf_counter()
-    outputs = describe_au_texts(model, tokenizer, texts, progress=progress,
-                                desc=f"{name}: describe", **gen_kwargs)
+    generated = describe_au_texts(model, tokenizer, texts + probe_texts, progress=progress,
+                                  desc=f"{name}: describe", **gen_kwargs)
     elapsed = time.perf_counter() - t0
+    outputs, probe_out = generated[:len(texts)], generated[len(texts):]
     result = score([Scored(it.au, o, it.reference) for it, o in zip(items, outputs)])
-    unique = len(set(texts))
-    result["unique_prompts"] = unique
+    result["unique_prompts"] = len(set(texts))
+    unique = len(set(texts + probe_texts))
     result["descriptions_per_s"] = round(unique / elapsed, 3) if elapsed > 0 else None
-    result["eval_loss"] = eval_loss(model, tokenizer, items, progress=progress)
-    probe_out = describe_au_texts(model, tokenizer,
-                                  [au_state_text(active_aus(au)) for _, au in probe_states],
-                                  **gen_kwargs)
+    result["eval_loss"] = eval_loss(model, tokenizer, items, batch_size=gen_kwargs["batch_size"],
+                                    progress=progress)
     result["probe_scores"] = score([Scored(au, o) for (_, au), o in zip(probe_states, probe_out)])
     return result, outputs, probe_out
 

@@ -116,11 +116,11 @@ class AffectGPT(nn.Module):
 
     @staticmethod
     def _with_lora(llm, lora: Mapping):
-        from peft import LoraConfig, get_peft_model
+        from peft import get_peft_model
 
-        config = LoraConfig(r=int(lora["r"]), lora_alpha=int(lora["alpha"]),
-                            lora_dropout=float(lora["dropout"]),
-                            target_modules=list(lora["target_modules"]), task_type="CAUSAL_LM")
+        from ..training.au_sft import peft_lora_config
+
+        config = peft_lora_config(lora, llm.config.num_hidden_layers)
         try:
             with warnings.catch_warnings():  # peft calls a transformers API deprecated in v5
                 warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing.*")
