@@ -25,10 +25,11 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 VARIANTS = {
+    "shipped": [],                      # all layers, first 2000 samples (250 steps)
+    "top_10_layers_200_steps": ["lora.top_layers=10", "data.max_train_samples=1600"],
+    "top_15_layers": ["lora.top_layers=15"],
+    "top_20_layers": ["lora.top_layers=20"],
     "all_2476_samples": ["data.max_train_samples=null"],
-    "first_2000_samples": [],           # the shipped recipe
-    "epochs_1.5": ["data.max_train_samples=null", "training.epochs=1.5"],
-    "r32": ["lora.r=32", "lora.alpha=64"],
 }
 
 
