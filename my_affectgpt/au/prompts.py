@@ -5,14 +5,14 @@ keyed by it, so old ones become stale instead of silently mixing with new ones.
 """
 from __future__ import annotations
 
-PROMPT_VERSION = "au-v2"
+PROMPT_VERSION = "au-v1"
 
-# Short on purpose: every prompt token is paid for in every training step and every generated
-# description (au-v2 moved the instruction into the system prompt: a 4-AU prompt went from 89
-# to 75 SmolLM2 tokens).
-SYSTEM_PROMPT = "Describe these facial Action Units by face region, without emotion words."
+# Short on purpose: every token of the system prompt is paid for in every training step and
+# every generated description.
+SYSTEM_PROMPT = "You describe facial muscle movements objectively."
 
-USER_TEMPLATE = "AUs: {au_text}"
+USER_TEMPLATE = ("Describe these facial Action Units briefly, by face region, with intensity "
+                 "words and no emotion words.\nAUs: {au_text}")
 
 
 def user_prompt(au_text: str) -> str:
