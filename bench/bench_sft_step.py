@@ -36,9 +36,10 @@ def main() -> int:
     args = p.parse_args()
 
     import torch
-    from peft import LoraConfig, get_peft_model
+    from peft import get_peft_model
 
     from my_affectgpt.models import base_llm
+    from my_affectgpt.training import au_sft
     from my_affectgpt.training.au_sft import PadCollator, TokenizedChats, answer_loss_sum, read_chat_jsonl
 
     torch.manual_seed(0)
@@ -49,14 +50,12 @@ def main() -> int:
     collate = PadCollator(tok.pad_token_id)
     batches = [collate(data.items[i:i + args.batch_size]) for i in range(0, n, args.batch_size)]
     tokens = statistics.mean(int(b["attention_mask"].sum()) for b in batches) / args.batch_size
-    targets = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
 
-    def lora_model(layers=None):
+    def lora_model(top_layers=None):
+        """A LoRA model built by the recipe's own peft_lora_config, and its optimizer."""
         base = base_llm.load_base_model(folder, dtype=torch.float32)
-        n = base.config.num_hidden_layers
-        cfg = LoraConfig(r=args.lora_r, lora_alpha=2 * args.lora_r, task_type="CAUSAL_LM", target_modules=targets,
-                         layers_to_transform=None if layers is None else list(range(n - layers, n)))
-        m = get_peft_model(base, cfg)
+        lora = au_sft.LoraConfig(r=args.lora_r, alpha=2 * args.lora_r, top_layers=top_layers)
+        m = get_peft_model(base, au_sft.peft_lora_config(vars(lora), base.config.num_hidden_layers))
         m.train()
         return m, torch.optim.AdamW([q for q in m.parameters() if q.requires_grad], lr=1e-5)
 

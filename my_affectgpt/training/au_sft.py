@@ -61,7 +61,7 @@ class LoraConfig:
     target_modules: List[str] = field(default_factory=lambda: [
         "q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"])
     # LoRA on the top N decoder layers only; null = all. Backward then stops N layers down:
-    # a CPU step of SmolLM2-135M with N = half the layers is ~1.6x faster (bench/RESULTS.md).
+    # a CPU step of SmolLM2-135M with N = half the layers is ~1.4-1.6x faster (bench/RESULTS.md).
     top_layers: Optional[int] = None
 
 
