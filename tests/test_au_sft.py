@@ -145,6 +145,43 @@ def test_answer_only_loss_equals_full_logits_loss(work, tok):
     assert all(torch.allclose(a, c, rtol=1e-4, atol=1e-7) for a, c in zip(g_fast, g_full))
 
 
+def test_shared_prompt_head_gives_the_same_loss_and_gradients(work, tok):
+    from peft import LoraConfig, get_peft_model
+
+    torch.manual_seed(0)
+    model = get_peft_model(base_llm.load_base_model(work / "tiny", dtype=torch.float32),
+                           LoraConfig(r=4, lora_alpha=8, init_lora_weights=False,
+                                      target_modules=["q_proj", "v_proj", "down_proj"]))
+    rng = random.Random(2)
+    feats = []
+    for _ in range(3):
+        ids, labels = au_sft.encode_chat(tok, _sample(rng)["messages"], 256)
+        feats.append({"input_ids": ids, "labels": labels})
+    b = au_sft.PadCollator(tok.pad_token_id)(feats)
+    keep = torch.nn.functional.pad(b["labels"][:, 1:].ne(au_sft.IGNORE), (0, 1), value=False)
+    shared = au_sft.shared_prefix_length(b["input_ids"], b["attention_mask"], keep)
+    head = tok(base_llm.render_prompt(tok, prompts.chat_messages("x")), add_special_tokens=False)
+    # the system prompt and instruction are shared; the AU text and the answer are not
+    assert au_sft.MIN_SHARED_PREFIX <= shared < len(head["input_ids"])
+    assert b["input_ids"][:, shared].unique().numel() > 1
+
+    results = []
+    for share in (False, True):
+        model.zero_grad()
+        loss_sum, count, _ = au_sft.answer_loss_sum(model, **b, share_prefix=share)
+        (loss_sum / count).backward()
+        results.append((loss_sum.detach(), count, [p.grad.clone() for p in model.parameters()
+                                                    if p.requires_grad]))
+    (plain, n1, g1), (fast, n2, g2) = results
+    assert n1 == n2 and torch.allclose(plain, fast, rtol=1e-5)
+    assert all(torch.allclose(a, c, rtol=1e-4, atol=1e-6) for a, c in zip(g1, g2))
+    # rows that differ from the first token share nothing: the plain forward runs
+    other = {k: v.clone() for k, v in b.items()}
+    other["input_ids"][0, 0] = tok.pad_token_id
+    keep = torch.nn.functional.pad(other["labels"][:, 1:].ne(au_sft.IGNORE), (0, 1), value=False)
+    assert au_sft.shared_prefix_length(other["input_ids"], other["attention_mask"], keep) == 0
+
+
 def test_top_layers_adapt_only_the_upper_layers(work, tok):
     from peft import get_peft_model
 

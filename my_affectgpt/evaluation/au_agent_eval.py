@@ -95,7 +95,7 @@ def eval_loss(model, tokenizer, items, batch_size: int = 16, max_seq_len: int = 
     for start in tqdm(range(0, len(encoded), batch_size), desc="eval loss", disable=not progress):
         batch = {k: v.to(device) for k, v in collate(encoded[start:start + batch_size]).items()}
         with torch.inference_mode():
-            loss_sum, n, _ = answer_loss_sum(model, **batch)
+            loss_sum, n, _ = answer_loss_sum(model, **batch, share_prefix=True)
         total += float(loss_sum)
         count += int(n)
     return round(total / count, 4)

@@ -307,11 +307,30 @@ class PadCollator:
 
 # ---- loss ------------------------------------------------------------------------------------
 
-def answer_loss_sum(model, input_ids, attention_mask, labels):
+def shared_prefix_length(input_ids, attention_mask, keep) -> int:
+    """Leading columns that every row of the batch shares: same token, attended, and not scored
+    (`keep[:, t]` marks positions whose next token is labelled). 0 for a batch of one."""
+    if input_ids.shape[0] < 2:
+        return 0
+    same = (input_ids == input_ids[:1]).all(0) & attention_mask.bool().all(0) & ~keep.any(0)
+    return int(same.long().cumprod(0).sum())
+
+
+# Below this many shared tokens the extra forward call costs more than it saves.
+MIN_SHARED_PREFIX = 8
+
+
+def answer_loss_sum(model, input_ids, attention_mask, labels, share_prefix: bool = False):
     """(summed token cross-entropy, token count, outputs) over labelled positions only.
 
     Position t predicts token t+1. The boolean `logits_to_keep` mask makes the model apply its
     output layer only where the next token is labelled, instead of at every position.
+
+    share_prefix: run the prompt head that all rows share (system prompt + instruction, ~37
+    tokens of a ~150-token AU Agent sample) once for the whole batch and let every row attend
+    to its keys/values, instead of recomputing it per row. Same loss and gradients (the test
+    pins it), fewer FLOPs. Needs one process without gradient checkpointing (the second forward
+    call reuses the first one's cache); the Trainer below decides.
     """
     import torch
     import torch.nn.functional as F
@@ -319,11 +338,22 @@ def answer_loss_sum(model, input_ids, attention_mask, labels):
     targets = labels[:, 1:]
     wanted = targets.ne(IGNORE)
     keep = F.pad(wanted, (0, 1), value=False)
-    outputs = model(input_ids=input_ids, attention_mask=attention_mask, logits_to_keep=keep,
-                    use_cache=False)
+    shared = shared_prefix_length(input_ids, attention_mask, keep) if share_prefix else 0
+    if not MIN_SHARED_PREFIX <= shared < input_ids.shape[1]:
+        shared = 0
+    if shared:
+        head = model(input_ids=input_ids[:1, :shared], attention_mask=attention_mask[:1, :shared],
+                     logits_to_keep=1, use_cache=True)
+        cache = head.past_key_values
+        cache.batch_repeat_interleave(input_ids.shape[0])  # differentiable copies of one row
+        outputs = model(input_ids=input_ids[:, shared:], attention_mask=attention_mask,
+                        past_key_values=cache, logits_to_keep=keep[:, shared:], use_cache=True)
+    else:
+        outputs = model(input_ids=input_ids, attention_mask=attention_mask, logits_to_keep=keep,
+                        use_cache=False)
     logits = outputs.logits
     if logits.dim() == 3:  # a model that ignores a mask-shaped logits_to_keep: full logits
-        logits = logits[:, :-1][wanted]
+        logits = logits[:, :-1][wanted] if not shared else logits[keep[:, shared:]]
     flat_targets = targets[wanted]
     loss_sum = F.cross_entropy(logits.float(), flat_targets, reduction="sum")
     return loss_sum, torch.as_tensor(flat_targets.numel(), device=loss_sum.device), outputs
@@ -340,10 +370,15 @@ def make_trainer_class():
             # Our compute_loss normalises by the number of answer tokens in the whole
             # (accumulated, all-device) batch, as the Trainer does for models taking loss kwargs.
             self.model_accepts_loss_kwargs = True
+            # The shared prompt head's cache is reused by a second forward call: not under
+            # gradient checkpointing (which recomputes layers) nor DDP/DeepSpeed wrappers.
+            self.share_prefix = (not self.args.gradient_checkpointing and self.args.world_size == 1
+                                 and not self.is_deepspeed_enabled)
 
         def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
             loss_sum, count, outputs = answer_loss_sum(
-                model, inputs["input_ids"], inputs["attention_mask"], inputs["labels"])
+                model, inputs["input_ids"], inputs["attention_mask"], inputs["labels"],
+                share_prefix=self.share_prefix)
             if num_items_in_batch is None:
                 loss = loss_sum / count.clamp(min=1)
             else:
