@@ -26,6 +26,9 @@ sys.path.insert(0, str(REPO))
 
 VARIANTS = {
     "shipped": [],                      # all layers, first 2000 samples (250 steps)
+    "shipped_seed_1": ["training.seed=1"],   # the seeds show how much the figures vary run to run
+    "shipped_seed_2": ["training.seed=2"],
+    "first_1600_samples": ["data.max_train_samples=1600"],  # 200 steps
     "top_10_layers_200_steps": ["lora.top_layers=10", "data.max_train_samples=1600"],
     "top_15_layers": ["lora.top_layers=15"],
     "top_20_layers": ["lora.top_layers=20"],

@@ -36,6 +36,8 @@ def main() -> int:
     p.add_argument("--lora-r", type=int, default=16)
     p.add_argument("--top-layers", type=int, nargs="*", default=None, metavar="N",
                    help="also the CPU recipe with LoRA on the top N layers only")
+    p.add_argument("--profile", action="store_true",
+                   help="also print torch.profiler's top operators for one step of each variant")
     p.add_argument("--bf16", action="store_true", help="also bf16 autocast (very slow on CPUs without bf16 units)")
     args = p.parse_args()
 
@@ -90,6 +92,13 @@ def main() -> int:
 
     for variant in variants.values():  # warm-up
         step(batches[0], variant)
+    if args.profile:
+        from torch.profiler import ProfilerActivity, profile
+
+        for name, variant in variants.items():
+            with profile(activities=[ProfilerActivity.CPU]) as prof:
+                step(batches[0], variant)
+            print(f"== {name}\n" + prof.key_averages().table(sort_by="self_cpu_time_total", row_limit=8))
     for batch in batches:
         for name, variant in variants.items():
             t = time.perf_counter()

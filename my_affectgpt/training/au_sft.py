@@ -326,9 +326,9 @@ def answer_loss_sum(model, input_ids, attention_mask, labels, share_prefix: bool
     Position t predicts token t+1. The boolean `logits_to_keep` mask makes the model apply its
     output layer only where the next token is labelled, instead of at every position.
 
-    share_prefix: run the prompt head that all rows share (system prompt + instruction, ~37
-    tokens of a ~150-token AU Agent sample) once for the whole batch and let every row attend
-    to its keys/values, instead of recomputing it per row. Same loss and gradients (the test
+    share_prefix: run the prompt head that all rows share (system prompt + instruction: 38 of
+    the ~150 tokens of an AU Agent sample for SmolLM2) once for the whole batch and let every
+    row attend to its keys/values, instead of recomputing it per row. Same loss and gradients (the test
     pins it), fewer FLOPs. Needs one process without gradient checkpointing (the second forward
     call reuses the first one's cache); the Trainer below decides.
     """
@@ -345,6 +345,9 @@ def answer_loss_sum(model, input_ids, attention_mask, labels, share_prefix: bool
         head = model(input_ids=input_ids[:1, :shared], attention_mask=attention_mask[:1, :shared],
                      logits_to_keep=1, use_cache=True)
         cache = head.past_key_values
+        if not hasattr(cache, "batch_repeat_interleave"):  # a model without a Cache object
+            shared = 0
+    if shared:
         cache.batch_repeat_interleave(input_ids.shape[0])  # differentiable copies of one row
         outputs = model(input_ids=input_ids[:, shared:], attention_mask=attention_mask,
                         past_key_values=cache, logits_to_keep=keep[:, shared:], use_cache=True)
