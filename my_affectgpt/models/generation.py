@@ -27,13 +27,8 @@ def _stop_ids(tokenizer) -> list:
 
 def generate_texts(model, tokenizer, rendered: Sequence[str], *, batch_size: int = 16,
                    max_new_tokens: int = 160, do_sample: bool = False, progress: bool = False,
-                   desc: str = "generate", continuous: bool = False) -> list:
-    """Completions of already rendered prompts, in input order. Equal prompts share one run.
-
-    continuous: greedy decoding through transformers' continuous batching (`generate_batch`):
-    a finished row's slot goes to the next prompt at once, instead of idling until the longest
-    row of its static batch ends.
-    """
+                   desc: str = "generate") -> list:
+    """Completions of already rendered prompts, in input order. Equal prompts share one run."""
     import torch
 
     unique = sorted(set(rendered))
@@ -41,11 +36,6 @@ def generate_texts(model, tokenizer, rendered: Sequence[str], *, batch_size: int
     unique.sort(key=lambda p: len(enc[p]))  # similar lengths share a batch: little padding
     stop = _stop_ids(tokenizer)
     pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else stop[0]
-    if continuous and not do_sample:
-        texts = _continuous(model, tokenizer, [enc[p] for p in unique], batch_size, max_new_tokens,
-                            stop, pad_id, progress, desc)
-        out = dict(zip(unique, texts))
-        return [out[p] for p in rendered]
     device = next(model.parameters()).device
     out: dict = {}
     bar = tqdm(total=len(unique), desc=desc, unit="prompt", disable=not progress)
@@ -68,28 +58,6 @@ def generate_texts(model, tokenizer, rendered: Sequence[str], *, batch_size: int
         bar.update(len(batch))
     bar.close()
     return [out[p] for p in rendered]
-
-
-def _continuous(model, tokenizer, prompts_ids, slots, max_new_tokens, stop, pad_id, progress, desc):
-    import math
-
-    from transformers import GenerationConfig
-    from transformers.generation.configuration_utils import ContinuousBatchingConfig
-
-    page = 64
-    per_request = math.ceil((max(map(len, prompts_ids)) + max_new_tokens) / page)
-    cb = ContinuousBatchingConfig(page_size=page, num_blocks=slots * per_request + 1,
-                                  max_requests_per_batch=slots,
-                                  max_batch_tokens=slots * max(map(len, prompts_ids)))
-    gc = GenerationConfig(max_new_tokens=max_new_tokens, do_sample=False, eos_token_id=stop,
-                          pad_token_id=pad_id)
-    results = model.generate_batch(inputs=list(prompts_ids), generation_config=gc,
-                                   continuous_batching_config=cb, progress_bar=progress)
-    outs = list(results.values())
-    if len(outs) != len(prompts_ids) or any(o.error for o in outs):
-        errors = sorted({str(o.error) for o in outs if o.error}) or ["results missing"]
-        raise RuntimeError(f"{desc}: continuous batching failed ({'; '.join(errors)[:300]})")
-    return [tokenizer.decode(o.generated_tokens, skip_special_tokens=True).strip() for o in outs]
 
 
 def describe_au_texts(model, tokenizer, au_texts: Sequence[str], **kwargs) -> list:
