@@ -328,9 +328,9 @@ def answer_loss_sum(model, input_ids, attention_mask, labels, share_prefix: bool
 
     share_prefix: run the prompt head that all rows share (system prompt + instruction: 38 of
     the ~150 tokens of an AU Agent sample for SmolLM2) once for the whole batch and let every
-    row attend to its keys/values, instead of recomputing it per row. Same loss and gradients (the test
-    pins it), fewer FLOPs. Needs one process without gradient checkpointing (the second forward
-    call reuses the first one's cache); the Trainer below decides.
+    row attend to its keys/values, instead of recomputing it per row. Same loss and gradients
+    (a test pins it), fewer FLOPs. Needs one process without gradient checkpointing (the second
+    forward call reuses the first one's cache); the Trainer below decides.
     """
     import torch
     import torch.nn.functional as F
