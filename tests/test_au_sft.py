@@ -117,20 +117,25 @@ def test_jsonl_errors_name_the_line(tmp_path):
 
 # ---- loss ------------------------------------------------------------------------------------
 
-def test_answer_only_loss_equals_full_logits_loss(work, tok):
+def _lora_model_and_batch(work, tok, seed, target_modules):
+    """A tiny LoRA model with non-zero adapters and a padded batch of 3 samples."""
     from peft import LoraConfig, get_peft_model
 
     torch.manual_seed(0)
     model = get_peft_model(base_llm.load_base_model(work / "tiny", dtype=torch.float32),
-                           LoraConfig(r=4, lora_alpha=8, target_modules=["q_proj", "v_proj"],
+                           LoraConfig(r=4, lora_alpha=8, target_modules=target_modules,
                                       init_lora_weights=False))
-    rng = random.Random(1)
+    rng = random.Random(seed)
     feats = []
     for _ in range(3):
         ids, labels = au_sft.encode_chat(tok, _sample(rng)["messages"], 256)
         feats.append({"input_ids": ids, "labels": labels})
-    b = au_sft.PadCollator(tok.pad_token_id)(feats)
     assert len({len(f["input_ids"]) for f in feats}) > 1  # real padding in the batch
+    return model, au_sft.PadCollator(tok.pad_token_id)(feats)
+
+
+def test_answer_only_loss_equals_full_logits_loss(work, tok):
+    model, b = _lora_model_and_batch(work, tok, 1, ["q_proj", "v_proj"])
 
     loss_sum, count, out = au_sft.answer_loss_sum(model, b["input_ids"], b["attention_mask"], b["labels"])
     assert out.logits.dim() == 2 and out.logits.shape[0] == count  # only answer rows computed
@@ -146,18 +151,7 @@ def test_answer_only_loss_equals_full_logits_loss(work, tok):
 
 
 def test_shared_prompt_head_gives_the_same_loss_and_gradients(work, tok):
-    from peft import LoraConfig, get_peft_model
-
-    torch.manual_seed(0)
-    model = get_peft_model(base_llm.load_base_model(work / "tiny", dtype=torch.float32),
-                           LoraConfig(r=4, lora_alpha=8, init_lora_weights=False,
-                                      target_modules=["q_proj", "v_proj", "down_proj"]))
-    rng = random.Random(2)
-    feats = []
-    for _ in range(3):
-        ids, labels = au_sft.encode_chat(tok, _sample(rng)["messages"], 256)
-        feats.append({"input_ids": ids, "labels": labels})
-    b = au_sft.PadCollator(tok.pad_token_id)(feats)
+    model, b = _lora_model_and_batch(work, tok, 2, ["q_proj", "v_proj", "down_proj"])
     keep = torch.nn.functional.pad(b["labels"][:, 1:].ne(au_sft.IGNORE), (0, 1), value=False)
     shared = au_sft.shared_prefix_length(b["input_ids"], b["attention_mask"], keep)
     head = tok(base_llm.render_prompt(tok, prompts.chat_messages("x")), add_special_tokens=False)
