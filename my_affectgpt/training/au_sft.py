@@ -341,22 +341,19 @@ def answer_loss_sum(model, input_ids, attention_mask, labels, share_prefix: bool
     shared = shared_prefix_length(input_ids, attention_mask, keep) if share_prefix else 0
     if not MIN_SHARED_PREFIX <= shared < input_ids.shape[1]:
         shared = 0
+    cache = None
     if shared:
-        head = model(input_ids=input_ids[:1, :shared], attention_mask=attention_mask[:1, :shared],
-                     logits_to_keep=1, use_cache=True)
-        cache = head.past_key_values
-        if not hasattr(cache, "batch_repeat_interleave"):  # a model without a Cache object
-            shared = 0
-    if shared:
-        cache.batch_repeat_interleave(input_ids.shape[0])  # differentiable copies of one row
-        outputs = model(input_ids=input_ids[:, shared:], attention_mask=attention_mask,
-                        past_key_values=cache, logits_to_keep=keep[:, shared:], use_cache=True)
-    else:
-        outputs = model(input_ids=input_ids, attention_mask=attention_mask, logits_to_keep=keep,
-                        use_cache=False)
+        cache = model(input_ids=input_ids[:1, :shared], attention_mask=attention_mask[:1, :shared],
+                      logits_to_keep=1, use_cache=True).past_key_values
+        if hasattr(cache, "batch_repeat_interleave"):
+            cache.batch_repeat_interleave(input_ids.shape[0])  # differentiable copies of one row
+        else:  # a model without a Cache object: plain forward
+            cache, shared = None, 0
+    outputs = model(input_ids=input_ids[:, shared:], attention_mask=attention_mask,
+                    past_key_values=cache, logits_to_keep=keep[:, shared:], use_cache=cache is not None)
     logits = outputs.logits
     if logits.dim() == 3:  # a model that ignores a mask-shaped logits_to_keep: full logits
-        logits = logits[:, :-1][wanted] if not shared else logits[keep[:, shared:]]
+        logits = logits[keep[:, shared:]]  # keep's last column is False: same rows as `wanted`
     flat_targets = targets[wanted]
     loss_sum = F.cross_entropy(logits.float(), flat_targets, reduction="sum")
     return loss_sum, torch.as_tensor(flat_targets.numel(), device=loss_sum.device), outputs
