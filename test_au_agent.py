@@ -30,7 +30,9 @@ def parse_args(argv):
     p.add_argument("--json", default=None, help="also write the report as JSON here")
     p.add_argument("--max-samples", type=int, default=None, help="evaluate the first N samples only")
     p.add_argument("--batch-size", type=int, default=16)
-    p.add_argument("--max-new-tokens", type=int, default=160)
+    p.add_argument("--max-new-tokens", type=int, default=96,
+                   help="cap per description (default 96: the rule teacher's longest is 77 CLIP "
+                        "tokens, all CLIP reads; longer outputs only cost time)")
     p.add_argument("--device", default="cpu", help="cpu, cuda, cuda:1 ...")
     p.add_argument("--dtype", default="auto", choices=("auto", "bf16", "fp16", "fp32"))
     p.add_argument("--no-baselines", action="store_true", help="skip the untuned base model")

@@ -19,6 +19,7 @@ import pytest
 
 from conftest import REPO, SHARED_SAMPLES
 from my_affectgpt.au import prompts as au_prompts
+from my_affectgpt.au.lexicon import mentioned_aus
 from my_affectgpt.au.simulate import write_dataset
 from my_affectgpt.common.errors import InputError
 from my_affectgpt.models.au_agent import (NEUTRAL_DESCRIPTION, AUAgent, AUAgentConfig, load_config,
@@ -186,7 +187,7 @@ def test_template_backend_and_au_text_parsing():
     text = "AU06 cheek raiser 2.1; AU12 lip corner puller 3.2; AU28 lip suck present"
     assert parse_au_text(text) == {"AU06": 2.1, "AU12": 3.2, "AU28": 1.0}
     a = agent.describe([text, "neutral", text])
-    assert a[0] == a[2] and "(AU06)" in a[0] and "(AU28)" in a[0] and a[1] == NEUTRAL_DESCRIPTION
+    assert a[0] == a[2] and mentioned_aus(a[0]) == {"AU06", "AU12", "AU28"} and a[1] == NEUTRAL_DESCRIPTION
     assert agent.describe([text]) == [a[0]]  # a fixed key: equal prompts, equal descriptions
     with pytest.raises(InputError):
         parse_au_text("smiling a lot")

@@ -2,6 +2,8 @@
 word, no emotion words, and the lexicon (reused to score the AU Agent) reads that back."""
 from __future__ import annotations
 
+import re
+
 from hypothesis import given, settings, strategies as st
 
 from my_affectgpt.au.facs import (ACTION_UNITS, ALL_CODES, DEFAULT_BANDS, EMOTION_PROTOTYPES,
@@ -9,6 +11,7 @@ from my_affectgpt.au.facs import (ACTION_UNITS, ALL_CODES, DEFAULT_BANDS, EMOTIO
                                   au_state_text)
 from my_affectgpt.au.lexicon import emotion_words, mentioned_aus, mentioned_bands
 from my_affectgpt.au.teacher import NEUTRAL_SENTENCES, RuleTeacher
+from my_affectgpt.common.clip_tokens import CLIP_CONTEXT, clip_token_count
 
 intensity = st.one_of(st.just(0.0), st.floats(0, 5, allow_nan=False), st.sampled_from([0.45, 0.5, 0.95, 1.0, 2.0, 3.95, 4.0, 5.0]))
 au_state = st.fixed_dictionaries(
@@ -24,6 +27,9 @@ def test_rule_teacher_mentions_exactly_the_active_aus_with_their_bands(au, key, 
     expected = {c: None if c in PRESENCE_ONLY else DEFAULT_BANDS.band(v) for c, v in active.items()}
     assert mentioned_bands(text) == expected, text
     assert emotion_words(text) == [], text
+    assert not re.search(r"\bAU ?\d", text), text  # words only: codes mean nothing to CLIP
+    if len(active) <= 10:  # the plainest wording fits any 10 AUs (the 11 longest do not)
+        assert clip_token_count(text) <= CLIP_CONTEXT, text
     if not active:
         assert text in NEUTRAL_SENTENCES
 
@@ -48,8 +54,16 @@ def test_phrasing_is_seeded_and_varied():
 def test_regions_are_described_top_to_bottom():
     state = active_aus({"AU26_r": 2.0, "AU01_r": 2.0, "AU12_r": 2.0, "AU09_r": 2.0})
     text = RuleTeacher().describe(state, key="k")
-    pos = [text.index(f"({c})") for c in ("AU01", "AU09", "AU12", "AU26")]
+    pos = [re.search(ACTION_UNITS[c].pattern, text, re.I).start() for c in ("AU01", "AU09", "AU12", "AU26")]
     assert pos == sorted(pos)
+
+
+def test_long_descriptions_fall_back_to_the_plainest_wording_that_fits_clip():
+    state = active_aus({f"{c}_r": 4.5 for c in ("AU01", "AU02", "AU04", "AU05", "AU07", "AU12", "AU26")})
+    texts = {RuleTeacher().describe(state, key=f"k{i}") for i in range(20)}
+    plain = [t for t in texts if t.startswith("Brows: maximal")]
+    assert plain and len(texts) > len(plain)  # some keys' varied wording is too long, some is not
+    assert all(clip_token_count(t) <= CLIP_CONTEXT and mentioned_aus(t) == set(state) for t in texts)
 
 
 def test_configurable_bands_change_activation_and_wording():

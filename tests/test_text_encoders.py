@@ -55,6 +55,17 @@ def test_tiny_open_clip_is_normalised_and_reproducible(tiny_clip_config):
     assert ident == encoder_identity(spec)  # computed without loading, for stale checks
 
 
+def test_open_clip_warns_when_a_description_exceeds_its_context(tiny_clip_config, caplog):
+    enc = load_text_encoder(TextEncoderSpec.parse(f"open_clip:{tiny_clip_config}", None))
+    long_text = "Mouth: " + ", ".join(["a slight parting of the lips"] * 20) + "."
+    caplog.clear()
+    with caplog.at_level("WARNING"):
+        assert enc.warn_truncated(TEXTS) == 0
+        assert not caplog.records
+        enc.encode(TEXTS + [long_text])
+    assert "1 of 4 descriptions exceed CLIP's 77-token context" in caplog.text
+
+
 def test_open_clip_local_checkpoint(tiny_clip_config, tmp_path):
     import torch
 

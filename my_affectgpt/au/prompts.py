@@ -5,7 +5,7 @@ keyed by it, so old ones become stale instead of silently mixing with new ones.
 """
 from __future__ import annotations
 
-PROMPT_VERSION = "au-v1"
+PROMPT_VERSION = "au-v2"  # v2: descriptions name AUs in words only and fit CLIP's 77 tokens
 
 # Short on purpose: every token of the system prompt is paid for in every training step and
 # every generated description.
@@ -34,8 +34,9 @@ API_TEACHER_SYSTEM = (
     "You are a FACS (Facial Action Coding System) expert. Given OpenFace Action Unit "
     "intensities on a 0-5 scale, write a short fluent description of the visible "
     "muscle movements, one sentence per face region (brows, eyes, cheeks, nose, mouth, chin and jaw). "
-    "Name every listed AU by its FACS name followed by its code in parentheses, e.g. "
-    "'a marked cheek raiser (AU06)'. Use exactly these intensity words: below 1.0 'faint', "
+    "Name every listed AU by its FACS name or a plain paraphrase, without AU codes, e.g. "
+    "'a marked cheek raiser', in under 55 words (a CLIP text encoder reads at most 77 tokens). "
+    "Use exactly these intensity words: below 1.0 'faint', "
     "1.0-1.9 'slight', 2.0-2.9 'marked', 3.0-3.9 'strong', 4.0 and above 'maximal'. "
     "Never mention an AU that is not listed. Never name or guess an emotion. "
     "If the input is 'neutral', say that no facial action unit is active.")

@@ -132,7 +132,7 @@ def _rule_teacher(items, probe_states):
 
 
 def evaluate(items, *, adapter, base=None, device="cpu", dtype=None, baselines=True,
-             batch_size=16, max_new_tokens=160, progress=True, examples=5) -> dict:
+             batch_size=16, max_new_tokens=96, progress=True, examples=5) -> dict:
     """The full report as a dict: the tuned model's figures at the top level, the untuned base
     and the rule teacher under `baselines`, the probe table under `probes`."""
     from ..models.base_llm import adapter_base, load_for_generation

@@ -222,6 +222,7 @@ class OpenCLIPTextEncoder:
     def encode(self, texts: Sequence[str], batch_size: int = 256) -> np.ndarray:
         import torch
 
+        self.warn_truncated(texts)
         out = np.zeros((len(texts), self.dim), dtype=np.float32)
         with torch.inference_mode():
             for i in range(0, len(texts), batch_size):
@@ -229,6 +230,20 @@ class OpenCLIPTextEncoder:
                 feats = self.model.encode_text(tokens, normalize=True)
                 out[i:i + len(tokens)] = feats.float().cpu().numpy()
         return out
+
+
+    def warn_truncated(self, texts: Sequence[str]) -> int:
+        """How many texts exceed the text tower's context (their tail is dropped); logs a
+        warning when any does. Only CLIP's own BPE tokenizer can be checked this way."""
+        encode = getattr(self.tokenizer, "encode", None)
+        context = getattr(self.tokenizer, "context_length", None)
+        if encode is None or context is None:
+            return 0
+        over = [t for t in texts if len(encode(t)) + 2 > context]
+        if over:
+            log.warning("%d of %d descriptions exceed CLIP's %d-token context and lose their tail, "
+                        "e.g. %r", len(over), len(texts), context, over[0][:120])
+        return len(over)
 
 
 class SentenceTransformerTextEncoder:
