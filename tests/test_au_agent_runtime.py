@@ -24,6 +24,7 @@ from my_affectgpt.au.simulate import write_dataset
 from my_affectgpt.common.errors import InputError
 from my_affectgpt.models.au_agent import (NEUTRAL_DESCRIPTION, AUAgent, AUAgentConfig, load_config,
                                           main, parse_au_text)
+from my_affectgpt.models import generation
 from my_affectgpt.models.feature_store import FeatureStore
 from tiny_llm import make_tiny_qwen2
 
@@ -110,6 +111,10 @@ def test_batched_greedy_equals_unbatched(tiny_model, tiny_clip, sim, tmp_path):
     single = AUAgent(hf_config(tiny_model, tiny_clip, tmp_path, batch_size=1, cache_path=None))
     a, b = batched.describe(prompts), single.describe(prompts)
     assert a == b
+    model, tok = batched.backend.load()  # batches reuse the shared prompt head; single ones cannot
+    head, _ = generation._shared_head(
+        model, [tok(r, add_special_tokens=False)["input_ids"] for r in batched.backend.render(prompts)], "cpu")
+    assert head >= generation.MIN_SHARED_HEAD
     assert all(isinstance(t, str) and t for t in a)
     assert batched.identity() == single.identity()  # batch size does not change outputs or keys
 

@@ -1,11 +1,14 @@
 """Batched greedy generation of AU descriptions with a Hugging Face causal LM.
 
 Prompts are rendered with the model's own chat template, equal prompts are generated once,
-batches are formed from prompts of similar length (sorted, left-padded) so little compute goes
-to padding, and generation stops at EOS / end of turn or `max_new_tokens`.
+batches are formed from prompts of similar length (sorted, padded) so little compute goes
+to padding, the leading tokens that all prompts share (system prompt + instruction) are computed
+once and reused by every row, and generation stops at EOS / end of turn or `max_new_tokens`.
 """
 from __future__ import annotations
 
+import copy
+import os
 from typing import Sequence
 
 from tqdm import tqdm
@@ -37,6 +40,7 @@ def generate_texts(model, tokenizer, rendered: Sequence[str], *, batch_size: int
     stop = _stop_ids(tokenizer)
     pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else stop[0]
     device = next(model.parameters()).device
+    head, head_cache = _shared_head(model, [enc[p] for p in unique], device)
     out: dict = {}
     bar = tqdm(total=len(unique), desc=desc, unit="prompt", disable=not progress)
     for start in range(0, len(unique), batch_size):
@@ -44,13 +48,20 @@ def generate_texts(model, tokenizer, rendered: Sequence[str], *, batch_size: int
         width = max(len(enc[p]) for p in batch)
         ids = torch.full((len(batch), width), pad_id, dtype=torch.long)
         mask = torch.zeros((len(batch), width), dtype=torch.long)
-        for i, p in enumerate(batch):  # left padding: every prompt ends where generation starts
-            ids[i, width - len(enc[p]):] = torch.tensor(enc[p])
-            mask[i, width - len(enc[p]):] = 1
+        for i, p in enumerate(batch):
+            # [shared head][padding][rest of the prompt]: every prompt ends where generation
+            # starts; position ids come from the mask, so the padding takes no position.
+            ids[i, :head], mask[i, :head] = torch.tensor(enc[p][:head]), 1
+            ids[i, width - len(enc[p]) + head:] = torch.tensor(enc[p][head:])
+            mask[i, width - len(enc[p]) + head:] = 1
         with torch.inference_mode():
+            cache = {}
+            if head_cache is not None:
+                cache["past_key_values"] = copy.deepcopy(head_cache)  # generate appends to it
+                cache["past_key_values"].batch_repeat_interleave(len(batch))
             gen = model.generate(input_ids=ids.to(device), attention_mask=mask.to(device),
                                  max_new_tokens=max_new_tokens, do_sample=do_sample,
-                                 eos_token_id=stop, pad_token_id=pad_id,
+                                 eos_token_id=stop, pad_token_id=pad_id, **cache,
                                  **({} if do_sample else {"temperature": None, "top_p": None,
                                                           "top_k": None}))
         for i, p in enumerate(batch):
@@ -58,6 +69,29 @@ def generate_texts(model, tokenizer, rendered: Sequence[str], *, batch_size: int
         bar.update(len(batch))
     bar.close()
     return [out[p] for p in rendered]
+
+
+# Below this many shared tokens the separate forward call costs more than it saves.
+MIN_SHARED_HEAD = 8
+
+
+def _shared_head(model, token_lists, device):
+    """(length, key/value cache) of the leading tokens every prompt shares, computed once; (0,
+    None) when there are too few of them, a single prompt, or the model has no Cache object."""
+    import torch
+
+    if len(token_lists) < 2:
+        return 0, None
+    head = len(os.path.commonprefix(token_lists))
+    head = min(head, min(len(t) for t in token_lists) - 1)  # every row needs one token of its own
+    if head < MIN_SHARED_HEAD:
+        return 0, None
+    with torch.inference_mode():
+        cache = model(input_ids=torch.tensor([token_lists[0][:head]], device=device),
+                      use_cache=True, logits_to_keep=1).past_key_values
+    if not hasattr(cache, "batch_repeat_interleave"):
+        return 0, None
+    return head, cache
 
 
 def describe_au_texts(model, tokenizer, au_texts: Sequence[str], **kwargs) -> list:
