@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import hashlib
 import json
 import os
 import re
@@ -37,6 +38,7 @@ from my_affectgpt.common.errors import InputError, cli_entry
 IGNORE = -100  # label value the loss skips
 BEST_DIR = "checkpoint-best"
 RESOLVED_CONFIG = "au_agent_config.resolved.yaml"
+RUN_RECORD = "au_agent_run.json"  # what the checkpoints were trained on (see run_record)
 _CHECKPOINT_RE = re.compile(r"^checkpoint-(\d+)$")
 
 
@@ -503,10 +505,44 @@ def training_arguments(cfg):
         raise InputError("training", str(err).splitlines()[0]) from None
 
 
+def run_record(cfg) -> dict:
+    """What the checkpoints of a run depend on besides the schedule: the base model, the
+    contents of the data files, how they are cut, and the LoRA layout."""
+    def sha256(path):
+        with open(path, "rb") as f:
+            return hashlib.file_digest(f, "sha256").hexdigest()
+
+    d = cfg.data
+    return {"model": str(cfg.model), "data.train sha256": sha256(d.train),
+            "data.val sha256": sha256(d.val), "data.max_train_samples": d.max_train_samples,
+            "data.max_val_samples": d.max_val_samples, "data.max_seq_len": d.max_seq_len,
+            "lora": OmegaConf.to_container(cfg.lora, resolve=True)}
+
+
+def check_same_run(cfg, checkpoint: Path) -> None:
+    """Auto-resume continues a killed run, never another one: same model, data and LoRA."""
+    path = Path(cfg.output_dir) / RUN_RECORD
+    advice = (f"delete them, choose another output_dir, or pass training.resume={checkpoint} "
+              f"to continue it anyway")
+    try:
+        before = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        raise InputError(cfg.output_dir, f"has checkpoints but no readable {RUN_RECORD} (an older "
+                                         f"version's run?): {advice}") from None
+    now = run_record(cfg)
+    changed = sorted(k for k in set(before) | set(now) if before.get(k) != now.get(k))
+    if changed:
+        raise InputError(cfg.output_dir, f"has checkpoints of a run with other {', '.join(changed)}: "
+                                         f"{advice}")
+
+
 def resume_point(cfg):
     r = str(cfg.training.resume).strip()
     if r.lower() in ("auto", ""):
-        return last_complete_checkpoint(cfg.output_dir)
+        last = last_complete_checkpoint(cfg.output_dir)
+        if last is not None:
+            check_same_run(cfg, last)
+        return last
     if r.lower() in ("never", "false", "no", "none", "null"):
         if last_complete_checkpoint(cfg.output_dir) is not None:
             raise InputError(cfg.output_dir, "has checkpoints of an earlier run and training.resume="
@@ -580,6 +616,7 @@ def run(cfg) -> Path:
     if main:
         Path(cfg.output_dir).mkdir(parents=True, exist_ok=True)
         atomic_write_text(Path(cfg.output_dir) / RESOLVED_CONFIG, OmegaConf.to_yaml(cfg))
+        atomic_write_text(Path(cfg.output_dir) / RUN_RECORD, json.dumps(run_record(cfg), indent=1) + "\n")
         if resume is not None:
             step = json.loads((resume / "trainer_state.json").read_text())["global_step"]
             print(f"resuming from {resume} (global step {step})", flush=True)
