@@ -231,7 +231,6 @@ class OpenCLIPTextEncoder:
                 out[i:i + len(tokens)] = feats.float().cpu().numpy()
         return out
 
-
     def warn_truncated(self, texts: Sequence[str]) -> int:
         """How many texts exceed the text tower's context (their tail is dropped); logs a
         warning when any does. Only CLIP's own BPE tokenizer can be checked this way."""
