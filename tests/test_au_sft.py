@@ -21,7 +21,7 @@ import torch
 
 from my_affectgpt.au import facs, prompts
 from my_affectgpt.common.errors import InputError
-from my_affectgpt.models import base_llm
+from my_affectgpt.models import base_llm, generation
 from my_affectgpt.training import au_sft
 
 sys.path.insert(0, str(Path(__file__).parent))
@@ -157,7 +157,7 @@ def test_shared_prompt_head_gives_the_same_loss_and_gradients(work, tok):
     shared = au_sft.shared_prefix_length(b["input_ids"], b["attention_mask"], keep)
     head = tok(base_llm.render_prompt(tok, prompts.chat_messages("x")), add_special_tokens=False)
     # the system prompt and instruction are shared; the AU text and the answer are not
-    assert au_sft.MIN_SHARED_PREFIX <= shared < len(head["input_ids"])
+    assert generation.MIN_SHARED_HEAD <= shared < len(head["input_ids"])
     assert b["input_ids"][:, shared].unique().numel() > 1
 
     results = []

@@ -71,7 +71,8 @@ def generate_texts(model, tokenizer, rendered: Sequence[str], *, batch_size: int
     return [out[p] for p in rendered]
 
 
-# Below this many shared tokens the separate forward call costs more than it saves.
+# Below this many shared tokens the separate forward call costs more than it saves (generation
+# here, and the training loss in training/au_sft.py).
 MIN_SHARED_HEAD = 8
 
 
@@ -87,11 +88,16 @@ def _shared_head(model, token_lists, device):
     if head < MIN_SHARED_HEAD:
         return 0, None
     with torch.inference_mode():
-        cache = model(input_ids=torch.tensor([token_lists[0][:head]], device=device),
-                      use_cache=True, logits_to_keep=1).past_key_values
-    if not hasattr(cache, "batch_repeat_interleave"):
-        return 0, None
-    return head, cache
+        cache = head_cache(model, torch.tensor([token_lists[0][:head]], device=device))
+    return (head, cache) if cache is not None else (0, None)
+
+
+def head_cache(model, head_ids, head_mask=None):
+    """Key/value cache of a prompt head (one row) that every row of a batch will attend to; the
+    caller repeats it per row. None for a model without a Cache object: use a plain forward."""
+    cache = model(input_ids=head_ids, attention_mask=head_mask, use_cache=True,
+                  logits_to_keep=1).past_key_values
+    return cache if hasattr(cache, "batch_repeat_interleave") else None
 
 
 def describe_au_texts(model, tokenizer, au_texts: Sequence[str], **kwargs) -> list:

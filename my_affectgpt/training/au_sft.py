@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import hashlib
 import json
 import os
 import re
@@ -34,6 +33,8 @@ from omegaconf.errors import OmegaConfBaseException
 
 from my_affectgpt.common.atomic import atomic_write_text, replace_dir
 from my_affectgpt.common.errors import InputError, cli_entry
+from my_affectgpt.models.generation import MIN_SHARED_HEAD, head_cache
+from my_affectgpt.models.text_encoders import file_sha256  # memoised: the record is read twice
 
 IGNORE = -100  # label value the loss skips
 BEST_DIR = "checkpoint-best"
@@ -318,10 +319,6 @@ def shared_prefix_length(input_ids, attention_mask, keep) -> int:
     return int(same.long().cumprod(0).sum())
 
 
-# Below this many shared tokens the extra forward call costs more than it saves.
-MIN_SHARED_PREFIX = 8
-
-
 def answer_loss_sum(model, input_ids, attention_mask, labels, share_prefix: bool = False):
     """(summed token cross-entropy, token count, outputs) over labelled positions only.
 
@@ -341,16 +338,13 @@ def answer_loss_sum(model, input_ids, attention_mask, labels, share_prefix: bool
     wanted = targets.ne(IGNORE)
     keep = F.pad(wanted, (0, 1), value=False)
     shared = shared_prefix_length(input_ids, attention_mask, keep) if share_prefix else 0
-    if not MIN_SHARED_PREFIX <= shared < input_ids.shape[1]:
+    if not MIN_SHARED_HEAD <= shared < input_ids.shape[1]:
         shared = 0
-    cache = None
-    if shared:
-        cache = model(input_ids=input_ids[:1, :shared], attention_mask=attention_mask[:1, :shared],
-                      logits_to_keep=1, use_cache=True).past_key_values
-        if hasattr(cache, "batch_repeat_interleave"):
-            cache.batch_repeat_interleave(input_ids.shape[0])  # differentiable copies of one row
-        else:  # a model without a Cache object: plain forward
-            cache, shared = None, 0
+    cache = head_cache(model, input_ids[:1, :shared], attention_mask[:1, :shared]) if shared else None
+    if cache is None:
+        shared = 0
+    else:
+        cache.batch_repeat_interleave(input_ids.shape[0])  # differentiable copies of one row
     outputs = model(input_ids=input_ids[:, shared:], attention_mask=attention_mask,
                     past_key_values=cache, logits_to_keep=keep[:, shared:], use_cache=cache is not None)
     logits = outputs.logits
@@ -508,13 +502,9 @@ def training_arguments(cfg):
 def run_record(cfg) -> dict:
     """What the checkpoints of a run depend on besides the schedule: the base model, the
     contents of the data files, how they are cut, and the LoRA layout."""
-    def sha256(path):
-        with open(path, "rb") as f:
-            return hashlib.file_digest(f, "sha256").hexdigest()
-
     d = cfg.data
-    return {"model": str(cfg.model), "data.train sha256": sha256(d.train),
-            "data.val sha256": sha256(d.val), "data.max_train_samples": d.max_train_samples,
+    return {"model": str(cfg.model), "data.train sha256": file_sha256(d.train),
+            "data.val sha256": file_sha256(d.val), "data.max_train_samples": d.max_train_samples,
             "data.max_val_samples": d.max_val_samples, "data.max_seq_len": d.max_seq_len,
             "lora": OmegaConf.to_container(cfg.lora, resolve=True)}
 
