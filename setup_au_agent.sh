@@ -148,7 +148,7 @@ adapter="$output_dir/checkpoint-best"
 step 4/5 "evaluate on the held-out test split"
 report="$output_dir/au_agent_report.json"
 "$PYTHON" test_au_agent.py --adapter "$adapter" --data "$data_dir/test.jsonl" --json "$report" \
-  --batch-size 32 | tee "$output_dir/au_agent_report.txt"
+  --batch-size 64 | tee "$output_dir/au_agent_report.txt"
 
 step 5/5 "done in $(( (SECONDS - start) / 60 )) min"
 "$PYTHON" - "$report" <<'EOF'

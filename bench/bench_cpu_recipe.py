@@ -25,13 +25,13 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 VARIANTS = {
-    "shipped": [],                      # all layers, first 2000 samples (250 steps)
+    "shipped": [],                      # all layers, first 1600 samples (200 steps)
     "shipped_seed_1": ["training.seed=1"],   # the seeds show how much the figures vary run to run
     "shipped_seed_2": ["training.seed=2"],
-    "first_1600_samples": ["data.max_train_samples=1600"],  # 200 steps
-    "top_10_layers_200_steps": ["lora.top_layers=10", "data.max_train_samples=1600"],
-    "top_15_layers": ["lora.top_layers=15"],
-    "top_20_layers": ["lora.top_layers=20"],
+    "first_2000_samples": ["data.max_train_samples=2000"],  # 250 steps: the recipe until 2026-11-26
+    "top_10_layers": ["lora.top_layers=10"],
+    "top_15_layers": ["lora.top_layers=15", "data.max_train_samples=2000"],
+    "top_20_layers": ["lora.top_layers=20", "data.max_train_samples=2000"],
     "all_2476_samples": ["data.max_train_samples=null"],
 }
 
@@ -54,7 +54,7 @@ def main() -> int:
     out.mkdir(parents=True, exist_ok=True)
     items = items_from_jsonl(data / "test.jsonl")
     probe_states = probes(DEFAULT_BANDS)
-    gen = {"batch_size": 32, "max_new_tokens": 128}
+    gen = {"batch_size": 64, "max_new_tokens": 96}  # as setup_au_agent.sh runs test_au_agent.py
 
     def scored(name, adapter, train_s):
         model, tok = load_for_generation("smollm2-135m-instruct", adapter, device=a.device, dtype="fp32")

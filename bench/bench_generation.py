@@ -1,13 +1,22 @@
-"""Greedy AU descriptions with and without the shared prompt head, side by side.
+"""Greedy AU descriptions under different decoding set-ups, side by side.
 
 What it measures: `generation.describe_au_texts` on the prompts the AU Agent evaluation
-generates (the held-out split + the probe table), once with the leading tokens that all prompts
-share (system prompt + instruction) computed once and reused by every row (the default), once
-with every row computing its whole prompt; both in halves, interleaved, so that load from other
-processes falls on both alike. Prints seconds, the ratio, and how many outputs differ.
+generates (the held-out split + the probe table), for each variant below; the prompts are cut in
+halves and the variants run interleaved, half by half, so that load from other processes falls on
+all of them alike. Prints seconds, each variant's speed relative to the first, and how many
+outputs differ from the first variant's.
+
+Variants (`--variants`, first = reference):
+  generate_whole_prompt  transformers `generate`, every row computes its whole prompt
+  generate               transformers `generate`, the prompt head all rows share computed once
+  greedy                 our greedy loop (shared head; a row that stops leaves the batch), the
+                         shipped path
+  greedy_batch_64        the same in batches of 64
 
     python bench/bench_generation.py --adapter output/au_agent_smollm2_lora/checkpoint-best \\
-        [--data data/au_instructions/test.jsonl] [--batch-size 32] [--max-new-tokens 96]
+        [--variants generate greedy greedy_batch_64] [--data data/au_instructions/test.jsonl] \\
+        [--batch-size 32] [--max-new-tokens 96]
+    (--adapter none: the untuned base model, whose outputs mostly run to the cap)
 """
 from __future__ import annotations
 
@@ -15,10 +24,13 @@ import argparse
 import os
 import sys
 import time
+from functools import partial
 from pathlib import Path
 
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+VARIANTS = ("generate_whole_prompt", "generate", "greedy", "greedy_batch_64")
 
 
 def main() -> int:
@@ -26,9 +38,12 @@ def main() -> int:
     p.add_argument("--adapter", default=None, help="LoRA adapter folder; none = the base model")
     p.add_argument("--base-model", default="smollm2-135m-instruct")
     p.add_argument("--data", default="data/au_instructions/test.jsonl")
+    p.add_argument("--variants", nargs="+", default=["generate", "greedy", "greedy_batch_64"],
+                   choices=VARIANTS)
     p.add_argument("--batch-size", type=int, default=32)
     p.add_argument("--max-new-tokens", type=int, default=96)
     a = p.parse_args()
+    adapter = None if a.adapter in (None, "none") else a.adapter
 
     import torch
 
@@ -38,29 +53,37 @@ def main() -> int:
     from my_affectgpt.models import generation
     from my_affectgpt.models.base_llm import load_for_generation
 
-    model, tok = load_for_generation(a.base_model, a.adapter)
+    model, tok = load_for_generation(a.base_model, adapter)
     texts = [au_state_text(active_aus(it.au)) for it in items_from_jsonl(a.data)]
     texts = sorted(set(texts + [au_state_text(active_aus(au)) for _, au in probes(DEFAULT_BANDS)]))
-    halves = [texts[0::2], texts[1::2]]
-    shared_min = generation.MIN_SHARED_HEAD
-    seconds = {"shared head": 0.0, "whole prompt per row": 0.0}
-    outputs = {name: [] for name in seconds}
-    for half in halves:
-        for name in seconds:
-            generation.MIN_SHARED_HEAD = shared_min if name == "shared head" else 10 ** 9
-            t0 = time.perf_counter()
-            outputs[name] += generation.describe_au_texts(model, tok, half, batch_size=a.batch_size,
-                                                          max_new_tokens=a.max_new_tokens)
-            seconds[name] += time.perf_counter() - t0
-    generation.MIN_SHARED_HEAD = shared_min
+    shipped_greedy, shared_min = generation._greedy, generation.MIN_SHARED_HEAD
+    via_generate = partial(generation._transformers_generate, do_sample=False)
+    setups = {  # name -> (greedy decoder, minimum shared head, batch size)
+        "generate_whole_prompt": (via_generate, 10 ** 9, a.batch_size),
+        "generate": (via_generate, shared_min, a.batch_size),
+        "greedy": (shipped_greedy, shared_min, a.batch_size),
+        "greedy_batch_64": (shipped_greedy, shared_min, 64),
+    }
+    seconds = {name: 0.0 for name in a.variants}
+    outputs = {name: [] for name in a.variants}
+    try:
+        for half in (texts[0::2], texts[1::2]):
+            for name in a.variants:
+                generation._greedy, generation.MIN_SHARED_HEAD, batch = setups[name]
+                t0 = time.perf_counter()
+                outputs[name] += generation.describe_au_texts(model, tok, half, batch_size=batch,
+                                                              max_new_tokens=a.max_new_tokens)
+                seconds[name] += time.perf_counter() - t0
+    finally:
+        generation._greedy, generation.MIN_SHARED_HEAD = shipped_greedy, shared_min
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, {a.base_model}"
-          f"{' + ' + a.adapter if a.adapter else ''}, {len(texts)} distinct prompts, "
-          f"batch {a.batch_size}, max {a.max_new_tokens} new tokens")
-    base = seconds["whole prompt per row"]
-    for name, s in seconds.items():
-        print(f"  {name:<22} {s:7.1f} s  ({base / s:.2f}x whole prompt)")
-    diff = sum(x != y for x, y in zip(*outputs.values()))
-    print(f"  outputs that differ: {diff} of {len(texts)}")
+          f"{' + ' + adapter if adapter else ' (untuned)'}, {len(texts)} distinct prompts, "
+          f"batch {a.batch_size} unless named, max {a.max_new_tokens} new tokens")
+    first = a.variants[0]
+    for name in a.variants:
+        diff = sum(x != y for x, y in zip(outputs[name], outputs[first]))
+        print(f"  {name:<22} {seconds[name]:7.1f} s  ({seconds[first] / seconds[name]:.2f}x {first})"
+              f"  outputs differing from {first}: {diff} of {len(texts)}")
     return 0
 
 

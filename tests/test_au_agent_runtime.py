@@ -119,6 +119,34 @@ def test_batched_greedy_equals_unbatched(tiny_model, tiny_clip, sim, tmp_path):
     assert batched.identity() == single.identity()  # batch size does not change outputs or keys
 
 
+def test_greedy_loop_equals_transformers_generate_as_rows_stop(tiny_model, monkeypatch):
+    from functools import partial
+
+    from my_affectgpt.models.base_llm import load_for_generation, render_prompt
+
+    model, tok = load_for_generation(str(tiny_model))
+    texts = ["AU01 inner brow raiser 1.2", "AU04 brow lowerer 2.5; AU07 lid tightener 1.1",
+             "AU06 cheek raiser 2.1; AU12 lip corner puller 3.2; AU25 lips part 1.0",
+             "AU09 nose wrinkler 3.0", "AU15 lip corner depressor 1.6; AU17 chin raiser 1.3"]
+    rendered = [render_prompt(tok, au_prompts.chat_messages(t)) for t in texts]
+    reference = partial(generation._transformers_generate, do_sample=False)
+    run = lambda: generation.generate_texts(model, tok, rendered, batch_size=8, max_new_tokens=10)
+    monkeypatch.setattr(generation, "_greedy", reference)
+    free = [tok(o, add_special_tokens=False)["input_ids"] for o in run()]
+    # A stop token that some rows write early and others never: rows stop at different steps.
+    stop = next(t for t in free[0][1:] if any(t not in f for f in free))
+    monkeypatch.setattr(generation, "_stop_ids", lambda tokenizer: [stop])
+    expected = run()
+    monkeypatch.undo()
+    monkeypatch.setattr(generation, "_stop_ids", lambda tokenizer: [stop])
+    batch_sizes = []
+    model.register_forward_pre_hook(lambda m, args, kw: batch_sizes.append(kw["input_ids"].shape[0]),
+                                    with_kwargs=True)
+    assert run() == expected
+    assert len({len(e) for e in expected}) >= 2
+    assert min(batch_sizes) < max(batch_sizes)  # stopped rows left the batch
+
+
 def test_equal_prompts_once_neutral_shortcut_and_order(tiny_model, tiny_clip, tmp_path):
     agent = AUAgent(hf_config(tiny_model, tiny_clip, tmp_path))
     p1 = "AU06 cheek raiser 2.1; AU12 lip corner puller 3.2"
