@@ -80,9 +80,9 @@ def _greedy(model, ids, mask, head, cache, max_new_tokens, stop_ids, pad_id) -> 
 
     stop = torch.tensor(stop_ids, device=ids.device)
     positions = (mask.cumsum(-1) - 1).clamp(min=0)  # padding takes no position
-    logits = model(input_ids=ids[:, head:], attention_mask=mask, position_ids=positions[:, head:],
-                   past_key_values=cache, use_cache=True, logits_to_keep=1)
-    cache, logits = logits.past_key_values, logits.logits
+    prefill = model(input_ids=ids[:, head:], attention_mask=mask, position_ids=positions[:, head:],
+                    past_key_values=cache, use_cache=True, logits_to_keep=1)
+    cache, logits = prefill.past_key_values, prefill.logits
     rows = list(range(ids.shape[0]))  # which input row each live batch row is
     new_tokens = [[] for _ in rows]
     next_position = mask.sum(-1)
@@ -117,11 +117,8 @@ def _transformers_generate(model, ids, mask, head, cache, max_new_tokens, stop_i
     gen = model.generate(input_ids=ids, attention_mask=mask, max_new_tokens=max_new_tokens,
                          do_sample=do_sample, eos_token_id=stop_ids, pad_token_id=pad_id, **extra)
     stop = set(stop_ids)
-    rows = []
-    for row in gen[:, ids.shape[1]:].tolist():
-        ends = [i for i, t in enumerate(row) if t in stop]
-        rows.append(row[:ends[0]] if ends else row)
-    return rows
+    rows = gen[:, ids.shape[1]:].tolist()
+    return [row[:next((i for i, t in enumerate(row) if t in stop), len(row))] for row in rows]
 
 
 # Below this many shared tokens the separate forward call costs more than it saves (generation
