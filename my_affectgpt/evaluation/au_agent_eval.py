@@ -77,9 +77,12 @@ def items_from_openface(folder, frames: int = 8, limit=None) -> list:
     return items[:limit] if limit else items
 
 
-def eval_loss(model, tokenizer, items, batch_size: int = 16, max_seq_len: int = 512,
+def eval_loss(model, tokenizer, items, batch_size: int = 32, max_seq_len: int = 512,
               progress: bool = False) -> float | None:
-    """Mean cross-entropy per answer token on the references (None without references)."""
+    """Mean cross-entropy per answer token on the references (None without references).
+
+    Its own batch size, not the generation's: on 2 CPU cores 32 rows took 43-46 s for the 143
+    test samples, 64 rows 54-59 s (wider length spread, more padding; bench/RESULTS.md)."""
     import torch
 
     from ..training.au_sft import PadCollator, answer_loss_sum, encode_chat
@@ -116,8 +119,7 @@ def _run_model(name, model, tokenizer, items, probe_states, gen_kwargs, progress
     result["unique_prompts"] = len(set(texts))
     unique = len(set(texts + probe_texts))
     result["descriptions_per_s"] = round(unique / elapsed, 3) if elapsed > 0 else None
-    result["eval_loss"] = eval_loss(model, tokenizer, items, batch_size=gen_kwargs["batch_size"],
-                                    progress=progress)
+    result["eval_loss"] = eval_loss(model, tokenizer, items, progress=progress)
     result["probe_scores"] = score([Scored(au, o) for (_, au), o in zip(probe_states, probe_out)])
     return result, outputs, probe_out
 
