@@ -38,7 +38,7 @@ evaluate it beside the untuned base model and the rule teacher; print where ever
                        auto (default): gpu when torch sees a CUDA device, else cpu
   --openface-dir DIR   your OpenFace output (openface_output_dir): <DIR>/<video>.csv or <DIR>/<video>/<video>.csv
   --mer-factory-dir D  your MER-Factory output folder
-  --model PATH         base model for the gpu profile (default: the 'model' key of its config)
+  --model PATH         base model folder (default: the 'model' key of the profile's config)
   --videos N           simulated videos when no data is given (cpu: 500, gpu: 16000 -> 100K+ samples)
   --data-dir DIR       where the dataset goes (default: $data_dir)
   --skip-install       do not run pip
@@ -47,7 +47,8 @@ EOF
 }
 
 die() { echo "error: $*" >&2; exit 2; }
-step() { echo; echo "==== [$1] $2"; }
+elapsed() { local s=$(( SECONDS - start )); printf "%dm%02ds" $(( s / 60 )) $(( s % 60 )); }
+step() { echo; echo "==== [$1] $2  (at $(elapsed))"; }
 
 while [[ $# -gt 0 ]]; do
   case "$1" in
@@ -150,7 +151,7 @@ report="$output_dir/au_agent_report.json"
 "$PYTHON" test_au_agent.py --adapter "$adapter" --data "$data_dir/test.jsonl" --json "$report" \
   --batch-size 64 | tee "$output_dir/au_agent_report.txt"
 
-step 5/5 "done in $(( (SECONDS - start) / 60 )) min"
+step 5/5 "done in $(elapsed)"
 "$PYTHON" - "$report" <<'EOF'
 import json, sys
 r = json.load(open(sys.argv[1], encoding="utf-8"))

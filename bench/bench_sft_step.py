@@ -11,8 +11,8 @@ Variants (fp32 unless said): LoRA on all layers with dropout 0.05 and a plain fo
 production recipe's settings); the same without LoRA dropout (drawing the dropout masks is a large
 share of a CPU step); the CPU recipe as shipped: no dropout and the prompt head that all rows share
 computed once per batch (au_sft.answer_loss_sum share_prefix); that with LoRA on the top N layers
-only (backward stops there; --top-layers, default none); a forward pass alone; with --bf16 bf16
-autocast. Batches are formed from samples of similar length, as the length-grouped sampler does.
+only (backward stops there; --top-layers, default none); with --compile, the CPU recipe with its
+decoder layers under torch.compile; a forward pass alone; with --bf16 bf16 autocast. Batches are formed from samples of similar length, as the length-grouped sampler does.
 """
 from __future__ import annotations
 
@@ -39,6 +39,8 @@ def main() -> int:
     p.add_argument("--profile", action="store_true",
                    help="also print torch.profiler's top operators for one step of each variant")
     p.add_argument("--bf16", action="store_true", help="also bf16 autocast (very slow on CPUs without bf16 units)")
+    p.add_argument("--compile", action="store_true",
+                   help="also the CPU recipe with every decoder layer under torch.compile (dynamic shapes)")
     args = p.parse_args()
 
     import torch
@@ -75,6 +77,14 @@ def main() -> int:
                 "no dropout, shared head (CPU recipe)": (no_dropout, "train", False, True)}
     for top in args.top_layers or []:
         variants[f"CPU recipe, LoRA on top {top} layers"] = (lora_model(top, 0.0), "train", False, True)
+    if args.compile:
+        # The shared head's cache update guards on the layer index: one graph per layer, beyond
+        # dynamo's default limit of 8 (past it the other layers would silently run eagerly).
+        torch._dynamo.config.recompile_limit = 64
+        compiled = lora_model(dropout=0.0)
+        for layer in compiled[0].base_model.model.model.layers:
+            layer.compile(dynamic=True)  # one graph for all 30 equal layers; the warm-up compiles it
+        variants["CPU recipe, layers compiled"] = (compiled, "train", False, True)
     variants["forward only (no grad)"] = (no_dropout, "forward", False, False)
     if args.bf16:
         variants["bf16 autocast, all layers"] = (production, "train", True, False)
@@ -90,8 +100,10 @@ def main() -> int:
             opt.step()
             opt.zero_grad()
 
-    for variant in variants.values():  # warm-up
+    for name, variant in variants.items():  # warm-up (and compilation)
+        t = time.perf_counter()
         step(batches[0], variant)
+        print(f"  warm-up {name}: {time.perf_counter() - t:.1f} s", flush=True)
     if args.profile:
         from torch.profiler import ProfilerActivity, profile
 

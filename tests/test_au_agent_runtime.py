@@ -147,29 +147,6 @@ def test_greedy_loop_equals_transformers_generate_as_rows_stop(tiny_model, monke
     assert min(batch_sizes) < max(batch_sizes)  # stopped rows left the batch
 
 
-def test_decoding_cache_room_holds_what_concatenation_would():
-    import torch
-    from transformers.cache_utils import DynamicCache
-
-    torch.manual_seed(0)
-    cache, reference = DynamicCache(), DynamicCache()
-    for c in (cache, reference):
-        c.update(torch.ones(3, 2, 5, 4), torch.ones(3, 2, 5, 4), 0)
-    generation._reserve_decode_room(cache, 2)
-    assert type(cache.layers[0]).__name__ == "PreallocatedLayer"
-    steps = [(torch.randn(3, 2, 1, 4), torch.randn(3, 2, 1, 4)) for _ in range(2)]
-    steps += [(torch.randn(3, 2, 3, 4), torch.randn(3, 2, 3, 4))]  # beyond the room: grows
-    for k, v in steps:
-        for c in (cache, reference):
-            keys, values = c.update(k, v, 0)
-        assert torch.equal(keys, reference.layers[0].keys) and torch.equal(values, reference.layers[0].values)
-    rows = torch.tensor([2, 0])
-    for c in (cache, reference):
-        c.batch_select_indices(rows)
-        keys, values = c.update(torch.zeros(2, 2, 1, 4), torch.zeros(2, 2, 1, 4), 0)
-    assert torch.equal(keys, reference.layers[0].keys) and cache.get_seq_length() == 11
-
-
 def test_equal_prompts_once_neutral_shortcut_and_order(tiny_model, tiny_clip, tmp_path):
     agent = AUAgent(hf_config(tiny_model, tiny_clip, tmp_path))
     p1 = "AU06 cheek raiser 2.1; AU12 lip corner puller 3.2"

@@ -83,7 +83,6 @@ def _greedy(model, ids, mask, head, cache, max_new_tokens, stop_ids, pad_id) -> 
     prefill = model(input_ids=ids[:, head:], attention_mask=mask, position_ids=positions[:, head:],
                     past_key_values=cache, use_cache=True, logits_to_keep=1)
     cache, logits = prefill.past_key_values, prefill.logits
-    _reserve_decode_room(cache, max_new_tokens)
     rows = list(range(ids.shape[0]))  # which input row each live batch row is
     new_tokens = [[] for _ in rows]
     next_position = mask.sum(-1)
@@ -106,74 +105,6 @@ def _greedy(model, ids, mask, head, cache, max_new_tokens, stop_ids, pad_id) -> 
                        use_cache=True).logits
         next_position = next_position + 1
     return new_tokens
-
-
-def _reserve_decode_room(cache, new_tokens: int) -> None:
-    """Give every plain dynamic layer of `cache` room for `new_tokens` more positions.
-
-    transformers' DynamicLayer appends each decoded token with torch.cat, which copies the whole
-    key/value cache of every layer at every step: half of a CPU decode step at 64 rows. Writing
-    into preallocated room instead leaves the same keys and values (a test pins the outputs)."""
-    from transformers.cache_utils import DynamicLayer
-
-    for i, layer in enumerate(getattr(cache, "layers", [])):
-        if type(layer) is DynamicLayer and layer.is_initialized and layer.get_seq_length() > 0:
-            cache.layers[i] = _PreallocatedLayer(layer, new_tokens)
-
-
-def _preallocated_layer_class():
-    from transformers.cache_utils import DynamicLayer
-
-    class PreallocatedLayer(DynamicLayer):
-        """A DynamicLayer whose keys/values are views into buffers with room to grow in place."""
-
-        def __init__(self, layer, room: int):
-            super().__init__()
-            self.dtype, self.device, self.is_initialized = layer.dtype, layer.device, True
-            self._keys, self._values = self._with_room(layer.keys, room), self._with_room(layer.values, room)
-            self._length = layer.get_seq_length()
-            self._view()
-
-        @staticmethod
-        def _with_room(states, room):
-            buffer = states.new_empty(*states.shape[:-2], states.shape[-2] + room, states.shape[-1])
-            buffer[..., :states.shape[-2], :] = states
-            return buffer
-
-        def _view(self):
-            self.keys = self._keys[..., :self._length, :]
-            self.values = self._values[..., :self._length, :]
-
-        def update(self, key_states, value_states, *args, **kwargs):
-            end = self._length + key_states.shape[-2]
-            if end > self._keys.shape[-2]:  # out of room: grow by concatenation, as DynamicLayer does
-                self._keys = self._with_room(self.keys, end - self._length)
-                self._values = self._with_room(self.values, end - self._length)
-            self._keys[..., self._length:end, :] = key_states
-            self._values[..., self._length:end, :] = value_states
-            self._length = end
-            self._view()
-            return self.keys, self.values
-
-        def batch_select_indices(self, indices):
-            self._keys, self._values = self._keys[indices], self._values[indices]
-            self._view()
-
-        def batch_repeat_interleave(self, repeats):
-            self._keys = self._keys.repeat_interleave(repeats, dim=0)
-            self._values = self._values.repeat_interleave(repeats, dim=0)
-            self._view()
-
-        def crop(self, tokens_to_remove):
-            raise NotImplementedError("a decoding cache of this module is never cropped")
-
-    return PreallocatedLayer
-
-
-def _PreallocatedLayer(layer, room):
-    global _PreallocatedLayer
-    _PreallocatedLayer = _preallocated_layer_class()  # built once, on first use (lazy torch import)
-    return _PreallocatedLayer(layer, room)
 
 
 def _transformers_generate(model, ids, mask, head, cache, max_new_tokens, stop_ids, pad_id,

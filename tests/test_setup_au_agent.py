@@ -1,0 +1,81 @@
+"""setup_au_agent.sh, the one-key main job: argument errors, and a whole run on a tiny model.
+
+The whole run works in a copy of the repository (setup writes data/, output/ and cache/ beside
+itself) with a tiny random Qwen2 as the base model and 40 simulated videos, so every step runs
+for real (simulate -> dataset -> accelerate launch + Trainer -> test_au_agent.py -> summary) in
+about a minute; the 2-core timing of the real cpu profile is in bench/RESULTS.md.
+"""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tiny_llm import make_tiny_qwen2
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def _setup(*args, cwd=REPO, timeout=60):
+    env = dict(os.environ, PYTHON=sys.executable, OMP_NUM_THREADS="1")
+    return subprocess.run(["bash", str(Path(cwd) / "setup_au_agent.sh"), *map(str, args)], cwd=cwd,
+                          env=env, capture_output=True, text=True, timeout=timeout)
+
+
+def test_help_lists_the_options():
+    r = _setup("--help")
+    assert r.returncode == 0
+    for option in ("--profile", "--openface-dir", "--mer-factory-dir", "--model", "--videos",
+                   "--skip-install"):
+        assert option in r.stdout
+
+
+@pytest.mark.parametrize("args, says", [
+    (["--videos", "many"], "--videos must be a positive number"),
+    (["--openface-dir", "no/such/folder"], "no/such/folder: folder does not exist"),
+    (["--profile", "tpu"], "--profile must be auto, cpu or gpu"),
+    (["--frobnicate"], "--frobnicate: unknown option"),
+])
+def test_bad_arguments_exit_2_with_one_line(args, says):
+    r = _setup("--skip-install", *args)
+    assert r.returncode == 2
+    assert r.stderr.strip().count("\n") == 0 and says in r.stderr
+
+
+def _copy_of_repo(dst: Path) -> Path:
+    """The files a fresh clone has (tracked + new, not ignored), without data/ output/ cache/."""
+    listed = subprocess.run(["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
+                            cwd=REPO, capture_output=True, text=True)
+    if listed.returncode != 0:
+        pytest.skip("not a git checkout")
+    for name in filter(None, listed.stdout.split("\0")):
+        if (REPO / name).is_file():
+            (dst / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(REPO / name, dst / name)
+    return dst
+
+
+def test_whole_run_on_a_tiny_model(tmp_path):
+    repo = _copy_of_repo(tmp_path / "repo")
+    tiny = make_tiny_qwen2(tmp_path / "tiny_qwen2")
+    r = _setup("--skip-install", "--profile", "cpu", "--model", tiny, "--videos", 40, cwd=repo,
+               timeout=900)
+    assert r.returncode == 0, r.stderr[-3000:]
+    for n in range(1, 6):
+        assert f"==== [{n}/5]" in r.stdout
+    adapter = "output/au_agent_smollm2_lora/checkpoint-best"
+    assert (repo / adapter / "adapter_config.json").is_file() and f"adapter: {adapter}" in r.stdout
+    report = json.loads((repo / "output/au_agent_smollm2_lora/au_agent_report.json").read_text())
+    for key in ("eval_loss", "au_precision", "au_recall", "au_f1", "hallucination_rate",
+                "emotion_word_rate", "band_agreement", "rouge_l", "mean_words", "descriptions_per_s"):
+        assert key in report
+    assert report["n"] > 0 and report["eval_loss"] > 0
+    assert set(report["baselines"]) == {"base", "rule_teacher"}
+    assert report["baselines"]["rule_teacher"]["au_f1"] == 1.0  # the teacher wrote the references
+    for split in ("train", "val", "test"):
+        assert (repo / f"data/au_instructions/{split}.jsonl").stat().st_size > 0
