@@ -12,7 +12,8 @@ production recipe's settings); the same without LoRA dropout (drawing the dropou
 share of a CPU step); the CPU recipe as shipped: no dropout and the prompt head that all rows share
 computed once per batch (au_sft.answer_loss_sum share_prefix); that with LoRA on the top N layers
 only (backward stops there; --top-layers, default none); with --compile, the CPU recipe with its
-decoder layers under torch.compile; a forward pass alone; with --bf16 bf16 autocast. Batches are formed from samples of similar length, as the length-grouped sampler does.
+decoder layers under torch.compile; a forward pass alone; with --bf16 bf16 autocast. Batches are
+formed from samples of similar length, as the length-grouped sampler does.
 """
 from __future__ import annotations
 
@@ -83,7 +84,7 @@ def main() -> int:
         torch._dynamo.config.recompile_limit = 64
         compiled = lora_model(dropout=0.0)
         for layer in compiled[0].base_model.model.model.layers:
-            layer.compile(dynamic=True)  # one graph for all 30 equal layers; the warm-up compiles it
+            layer.compile(dynamic=True)  # the warm-up step compiles them
         variants["CPU recipe, layers compiled"] = (compiled, "train", False, True)
     variants["forward only (no grad)"] = (no_dropout, "forward", False, False)
     if args.bf16:
