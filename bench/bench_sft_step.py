@@ -12,8 +12,10 @@ production recipe's settings); the same without LoRA dropout (drawing the dropou
 share of a CPU step); the CPU recipe as shipped: no dropout and the prompt head that all rows share
 computed once per batch (au_sft.answer_loss_sum share_prefix); that with LoRA on the top N layers
 only (backward stops there; --top-layers, default none); with --compile, the CPU recipe with its
-decoder layers under torch.compile; a forward pass alone; with --bf16 bf16 autocast. Batches are
-formed from samples of similar length, as the length-grouped sampler does.
+decoder layers under torch.compile; with --fused-lora, the CPU recipe with each LoRA update
+added to the layer's output inside one addmm (an experiment, not used by training:
+bench/RESULTS.md); a forward pass alone; with --bf16 bf16 autocast. Batches are formed from
+samples of similar length, as the length-grouped sampler does.
 """
 from __future__ import annotations
 
@@ -28,6 +30,27 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 
+def fused_lora_class():
+    """peft's LoRA Linear computing base(x) + B(A(x)) * scaling as one addmm (no full-size
+    product and sum copies); the plain-LoRA case only, which is what the CPU recipe uses."""
+    import torch
+    import torch.nn.functional as F
+    from peft.tuners.lora import Linear as LoraLinear
+
+    class FusedLoraLinear(LoraLinear):
+        def forward(self, x, *args, **kwargs):
+            (name,) = self.active_adapters
+            assert not (args or kwargs or self.merged or name in self.lora_variant)
+            assert isinstance(self.lora_dropout[name], torch.nn.Identity)
+            result = self.base_layer(x)
+            down = F.linear(x, self.lora_A[name].weight)
+            out = torch.addmm(result.reshape(-1, result.shape[-1]), down.reshape(-1, down.shape[-1]),
+                              self.lora_B[name].weight.t(), alpha=self.scaling[name])
+            return out.view(result.shape)
+
+    return LoraLinear, FusedLoraLinear
+
+
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--data", default="data/au_instructions/train.jsonl")
@@ -40,6 +63,8 @@ def main() -> int:
     p.add_argument("--profile", action="store_true",
                    help="also print torch.profiler's top operators for one step of each variant")
     p.add_argument("--bf16", action="store_true", help="also bf16 autocast (very slow on CPUs without bf16 units)")
+    p.add_argument("--fused-lora", action="store_true",
+                   help="also the CPU recipe with base(x) + B(A(x)) * scaling as one addmm per LoRA layer")
     p.add_argument("--compile", action="store_true",
                    help="also the CPU recipe with every decoder layer under torch.compile (dynamic shapes)")
     args = p.parse_args()
@@ -50,6 +75,8 @@ def main() -> int:
     from my_affectgpt.models import base_llm
     from my_affectgpt.training import au_sft
     from my_affectgpt.training.au_sft import PadCollator, TokenizedChats, answer_loss_sum, read_chat_jsonl
+
+    LoraLinear, FusedLoraLinear = fused_lora_class()
 
     torch.manual_seed(0)
     folder = base_llm.resolve_base_model(args.model)
@@ -63,6 +90,7 @@ def main() -> int:
 
     def lora_model(top_layers=None, dropout=0.05):
         """A LoRA model built by the recipe's own peft_lora_config, and its optimizer."""
+        torch.manual_seed(0)  # the same adapter initialisation in every variant
         base = base_llm.load_base_model(folder, dtype=torch.float32)
         lora = au_sft.LoraConfig(r=args.lora_r, alpha=2 * args.lora_r, dropout=dropout,
                                  top_layers=top_layers)
@@ -78,6 +106,12 @@ def main() -> int:
                 "no dropout, shared head (CPU recipe)": (no_dropout, "train", False, True)}
     for top in args.top_layers or []:
         variants[f"CPU recipe, LoRA on top {top} layers"] = (lora_model(top, 0.0), "train", False, True)
+    if args.fused_lora:
+        fused = lora_model(dropout=0.0)
+        for module in fused[0].modules():
+            if type(module) is LoraLinear:
+                module.__class__ = FusedLoraLinear  # same object and parameters, fused forward
+        variants["CPU recipe, LoRA update fused"] = (fused, "train", False, True)
     if args.compile:
         # The shared head's cache update guards on the layer index: one graph per layer, beyond
         # dynamo's default limit of 8 (past it the other layers would silently run eagerly).
@@ -124,7 +158,8 @@ def main() -> int:
     for name, ts in times.items():
         med = statistics.median(ts)
         first = first or med
-        print(f"{name:<38} median {med:.2f} s/step  ({first / med:.2f}x the first)  all: "
+        print(f"{name:<38} median {med:.2f} s/step  ({first / med:.2f}x the first), total "
+              f"{sum(ts):.1f} s  all: "
               + " ".join(f"{t:.2f}" for t in ts))
     return 0
 
