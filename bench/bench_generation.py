@@ -12,6 +12,8 @@ Variants (`--variants`, first = reference):
   greedy                 our greedy loop (shared head; a row that stops leaves the batch), the
                          shipped path
   greedy_batch_64        the same in batches of 64
+  greedy_batch_64_1_thread  the same on one thread (torch.set_num_threads(1)): how well decoding
+                         uses a second core, i.e. whether two evaluations side by side would pay
 
     python bench/bench_generation.py --adapter output/au_agent_smollm2_lora/checkpoint-best \\
         [--variants generate greedy greedy_batch_64] [--data data/au_instructions/test.jsonl] \\
@@ -30,7 +32,8 @@ from pathlib import Path
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-VARIANTS = ("generate_whole_prompt", "generate", "greedy", "greedy_batch_64")
+VARIANTS = ("generate_whole_prompt", "generate", "greedy", "greedy_batch_64",
+            "greedy_batch_64_1_thread")
 
 
 def main() -> int:
@@ -58,24 +61,28 @@ def main() -> int:
     texts = sorted(set(texts + [au_state_text(active_aus(au)) for _, au in probes(DEFAULT_BANDS)]))
     shipped_greedy, shared_min = generation._greedy, generation.MIN_SHARED_HEAD
     via_generate = partial(generation._transformers_generate, do_sample=False)
-    setups = {  # name -> (greedy decoder, minimum shared head, batch size)
-        "generate_whole_prompt": (via_generate, 10 ** 9, a.batch_size),
-        "generate": (via_generate, shared_min, a.batch_size),
-        "greedy": (shipped_greedy, shared_min, a.batch_size),
-        "greedy_batch_64": (shipped_greedy, shared_min, 64),
+    threads = torch.get_num_threads()
+    setups = {  # name -> (greedy decoder, minimum shared head, batch size, threads)
+        "generate_whole_prompt": (via_generate, 10 ** 9, a.batch_size, threads),
+        "generate": (via_generate, shared_min, a.batch_size, threads),
+        "greedy": (shipped_greedy, shared_min, a.batch_size, threads),
+        "greedy_batch_64": (shipped_greedy, shared_min, 64, threads),
+        "greedy_batch_64_1_thread": (shipped_greedy, shared_min, 64, 1),
     }
     seconds = {name: 0.0 for name in a.variants}
     outputs = {name: [] for name in a.variants}
     try:
         for half in (texts[0::2], texts[1::2]):
             for name in a.variants:
-                generation._greedy, generation.MIN_SHARED_HEAD, batch = setups[name]
+                generation._greedy, generation.MIN_SHARED_HEAD, batch, n_threads = setups[name]
+                torch.set_num_threads(n_threads)
                 t0 = time.perf_counter()
                 outputs[name] += generation.describe_au_texts(model, tok, half, batch_size=batch,
                                                               max_new_tokens=a.max_new_tokens)
                 seconds[name] += time.perf_counter() - t0
     finally:
         generation._greedy, generation.MIN_SHARED_HEAD = shipped_greedy, shared_min
+        torch.set_num_threads(threads)
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, {a.base_model}"
           f"{' + ' + adapter if adapter else ' (untuned)'}, {len(texts)} distinct prompts, "
           f"batch {a.batch_size} unless named, max {a.max_new_tokens} new tokens")
