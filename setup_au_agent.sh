@@ -115,6 +115,23 @@ EOF
 [[ "$base_model" != "-" ]] || die "the base model of $config is not available (for the gpu profile pass --model PATH to a local Qwen2.5-7B-Instruct folder)"
 echo "profile: $profile | config: $config | base model: $base_model | output: $output_dir"
 
+# An embedded base model is converted once (~45 s on one core): beside the data step, which
+# leaves a core free most of the time. A model folder just resolves.
+echo "preparing the base model $base_model beside the data step"
+convert_log="$(mktemp)"
+"$PYTHON" - "$base_model" >"$convert_log" 2>&1 <<'EOF' &
+import sys
+from my_affectgpt.common.errors import InputError, report
+from my_affectgpt.models.base_llm import resolve_base_model
+try:
+    print(resolve_base_model(sys.argv[1]))
+except InputError as err:
+    report(err)
+    sys.exit(2)
+EOF
+convert_pid=$!
+trap '[[ -z "$convert_pid" ]] || kill "$convert_pid" 2>/dev/null; rm -f "$convert_log"' EXIT
+
 step 2/5 "AU instruction dataset -> $data_dir"
 if [[ -n "$openface_dir" ]]; then
   source_args=(--openface-dir "$openface_dir" --teacher rule)
@@ -140,6 +157,12 @@ for r in rows:
     print("  AUs:", r["messages"][1]["content"].split("AUs: ", 1)[-1])
     print("   ->", r["messages"][2]["content"])
 EOF
+
+if ! wait "$convert_pid"; then
+  convert_pid=""
+  die "preparing the base model $base_model failed: $(tail -n 1 "$convert_log")"
+fi
+convert_pid=""
 
 step 3/5 "fine-tune ($config)"
 bash train_au_agent.sh --config "$config" "${overrides[@]}"

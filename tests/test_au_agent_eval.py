@@ -9,6 +9,7 @@ import pytest
 from conftest import REPO, run_cli
 from tiny_llm import make_tiny_qwen2
 from my_affectgpt.au.simulate import write_dataset
+from my_affectgpt.evaluation.au_agent_eval import evaluate, items_from_jsonl
 from my_affectgpt.evaluation.au_probes import probes
 
 KEYS = ("eval_loss", "au_precision", "au_recall", "au_f1", "hallucination_rate", "emotion_word_rate",
@@ -17,6 +18,7 @@ KEYS = ("eval_loss", "au_precision", "au_recall", "au_f1", "hallucination_rate",
 
 @pytest.fixture(scope="module")
 def tiny_adapter(tmp_path_factory):
+    import torch
     from peft import LoraConfig, get_peft_model
     from transformers import AutoModelForCausalLM
 
@@ -24,6 +26,10 @@ def tiny_adapter(tmp_path_factory):
     base = make_tiny_qwen2(root / "base")
     model = get_peft_model(AutoModelForCausalLM.from_pretrained(base),
                            LoraConfig(r=4, lora_alpha=8, target_modules=["q_proj", "v_proj"]))
+    torch.manual_seed(0)
+    for name, p in model.named_parameters():
+        if "lora_B" in name:  # peft starts B at zero: the tuned model must differ from its base
+            torch.nn.init.normal_(p, std=0.5)
     model.save_pretrained(root / "adapter")
     return base, root / "adapter"
 
@@ -51,6 +57,7 @@ def test_report_from_jsonl(tiny_adapter, dataset, tmp_path):
     assert report["eval_loss"] > 0 and 0 <= report["au_f1"] <= 1 and report["rouge_l"] is not None
     assert set(report["baselines"]) == {"base", "rule_teacher"}
     assert report["baselines"]["base"]["eval_loss"] > 0
+    assert report["generation"] in proc.stdout
     rule = report["baselines"]["rule_teacher"]
     assert (rule["au_f1"], rule["hallucination_rate"], rule["band_agreement"]) == (1.0, 0.0, 1.0)
     assert [p["probe"] for p in report["probes"]] == [label for label, _ in probes()]
@@ -58,6 +65,35 @@ def test_report_from_jsonl(tiny_adapter, dataset, tmp_path):
     for label in ("prototype happiness", "AU12 severe", "neutral"):
         assert f"[{label}]" in proc.stdout
     assert "au_f1" in proc.stdout and "rule_teacher" in proc.stdout
+
+
+def test_side_by_side_gives_the_same_report(tiny_adapter, dataset):
+    """The untuned base generating in a worker process beside the tuned model (the CPU default)
+    reports what one model after the other does, speed aside, and restores the thread count."""
+    import torch
+
+    base, adapter = tiny_adapter
+    items = items_from_jsonl(dataset / "ds" / "test.jsonl", limit=6)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        kw = dict(adapter=adapter, base=str(base), max_new_tokens=6, progress=False)
+        apart = evaluate(items, side_by_side=False, **kw)
+        together = evaluate(items, side_by_side=True, **kw)
+        assert torch.get_num_threads() == 2
+    finally:
+        torch.set_num_threads(threads)
+    assert together["generation"] == "tuned and untuned base side by side, 1 + 1 threads"
+    assert apart["generation"].startswith("one model at a time")
+
+    def figures(r):
+        return {k: v for k, v in r.items() if k not in ("descriptions_per_s", "generation", "baselines")}
+
+    assert figures(together) == figures(apart)
+    assert figures(together["baselines"]["base"]) == figures(apart["baselines"]["base"])
+    assert together["probes"] == apart["probes"]
+    # the worker ran the base without the adapter
+    assert any(p["tuned"] != p["base"] for p in together["probes"])
 
 
 def test_report_from_openface_csvs_without_references(tiny_adapter, dataset, tmp_path):

@@ -13,6 +13,9 @@ class InputError(Exception):
         self.cause = cause
         super().__init__(f"{self.path}: {cause}" if self.path else cause)
 
+    def __reduce__(self):  # raised in a worker process, re-raised in the parent
+        return type(self), (self.path, self.cause)
+
 
 def report(err: InputError, stream=None) -> None:
     print(f"error: {err}", file=stream or sys.stderr)

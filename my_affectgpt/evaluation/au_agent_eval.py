@@ -104,24 +104,66 @@ def eval_loss(model, tokenizer, items, batch_size: int = 32, max_seq_len: int = 
     return round(total / count, 4)
 
 
-def _run_model(name, model, tokenizer, items, probe_states, gen_kwargs, progress):
+def _prompts(items, probe_states) -> list:
+    """Canonical AU texts of the data, then of the probes: one generation pass covers both, so
+    equal prompts run once and batches fill across the two."""
+    return ([au_state_text(active_aus(it.au)) for it in items]
+            + [au_state_text(active_aus(au)) for _, au in probe_states])
+
+
+def _describe(name, model, tokenizer, prompts, gen_kwargs, progress, bar_position=None):
+    """(descriptions, seconds spent generating)."""
     from ..models.generation import describe_au_texts
 
-    texts = [au_state_text(active_aus(it.au)) for it in items]
-    probe_texts = [au_state_text(active_aus(au)) for _, au in probe_states]
-    # One pass over data and probes: equal prompts run once and batches fill across both.
     t0 = time.perf_counter()
-    generated = describe_au_texts(model, tokenizer, texts + probe_texts, progress=progress,
-                                  desc=f"{name}: describe", **gen_kwargs)
-    elapsed = time.perf_counter() - t0
-    outputs, probe_out = generated[:len(texts)], generated[len(texts):]
+    out = describe_au_texts(model, tokenizer, prompts, progress=progress, desc=f"{name}: describe",
+                            bar_position=bar_position, **gen_kwargs)
+    return out, time.perf_counter() - t0
+
+
+def _figures(items, probe_states, prompts, generated, elapsed, loss):
+    """(figures, data outputs, probe outputs) of one model's descriptions."""
+    outputs, probe_out = generated[:len(items)], generated[len(items):]
     result = score([Scored(it.au, o, it.reference) for it, o in zip(items, outputs)])
-    result["unique_prompts"] = len(set(texts))
-    unique = len(set(texts + probe_texts))
-    result["descriptions_per_s"] = round(unique / elapsed, 3) if elapsed > 0 else None
-    result["eval_loss"] = eval_loss(model, tokenizer, items, progress=progress)
+    result["unique_prompts"] = len(set(prompts[:len(items)]))
+    result["descriptions_per_s"] = round(len(set(prompts)) / elapsed, 3) if elapsed > 0 else None
+    result["eval_loss"] = loss
     result["probe_scores"] = score([Scored(au, o) for (_, au), o in zip(probe_states, probe_out)])
     return result, outputs, probe_out
+
+
+def _describe_in_worker(base, dtype, prompts, gen_kwargs, progress, threads):
+    """Runs in a spawned process: the untuned base model's descriptions on `threads` threads."""
+    import torch
+
+    from ..models.base_llm import load_for_generation
+
+    torch.set_num_threads(threads)
+    model, tok = load_for_generation(base, None, device="cpu", dtype=dtype)
+    return _describe("base", model, tok, prompts, gen_kwargs, progress, bar_position=1)
+
+
+# Side by side only for small models: a 135M model's greedy decoding is bound by per-step
+# overhead and gains only 1.29-1.33x from a second core (bench/RESULTS.md), while a large
+# model's would be bound by memory bandwidth, and two copies of it may not fit in memory.
+SIDE_BY_SIDE_MAX_BYTES = 2 << 30
+
+
+def _side_by_side_threads(base, device):
+    """(threads for the tuned model here, threads for the base in a worker process), or None
+    to run the two one after the other."""
+    import torch
+
+    from ..models.base_llm import resolve_base_model
+
+    threads = torch.get_num_threads()
+    if str(device) != "cpu" or threads < 2:
+        return None
+    folder = resolve_base_model(base)
+    weights = sum(f.stat().st_size for f in folder.glob("*") if f.suffix in (".safetensors", ".bin"))
+    if not 0 < weights <= SIDE_BY_SIDE_MAX_BYTES:
+        return None
+    return threads - threads // 2, threads // 2
 
 
 def _rule_teacher(items, probe_states):
@@ -134,25 +176,67 @@ def _rule_teacher(items, probe_states):
 
 
 def evaluate(items, *, adapter, base=None, device="cpu", dtype=None, baselines=True,
-             batch_size=16, max_new_tokens=96, progress=True, examples=5) -> dict:
+             batch_size=16, max_new_tokens=96, progress=True, examples=5,
+             side_by_side=None) -> dict:
     """The full report as a dict: the tuned model's figures at the top level, the untuned base
-    and the rule teacher under `baselines`, the probe table under `probes`."""
+    and the rule teacher under `baselines`, the probe table under `probes`.
+
+    side_by_side (None: automatic): on a CPU with >= 2 threads and a small model, the untuned
+    base generates in a second process beside the tuned model, the threads split between them
+    (on 2 cores the evaluation then takes ~X min instead of ~Y); its eval loss follows on all
+    threads. Same outputs as one after the other; `descriptions_per_s` is then per share of
+    the threads, for both models alike."""
+    import torch
+
     from ..models.base_llm import adapter_base, load_for_generation
 
     base = base or adapter_base(adapter)
     probe_states = probes(DEFAULT_BANDS)
+    prompts = _prompts(items, probe_states)
     gen_kwargs = {"batch_size": batch_size, "max_new_tokens": max_new_tokens}
-    model, tok = load_for_generation(base, adapter, device=device, dtype=dtype)
-    tuned, outputs, tuned_probe = _run_model("tuned", model, tok, items, probe_states, gen_kwargs, progress)
-    del model
+    split = _side_by_side_threads(base, device) if baselines and side_by_side is not False else None
+    if side_by_side and split is None:
+        raise InputError(None, "side by side evaluation needs a CPU device with >= 2 threads "
+                               "and a model of at most 2 GiB")
+    pool = base_job = None
+    all_threads = torch.get_num_threads()
+    if split:
+        import multiprocessing
+
+        # spawn: a forked copy of a process that has run torch's thread pools can hang.
+        pool = multiprocessing.get_context("spawn").Pool(1)
+        base_job = pool.apply_async(_describe_in_worker,
+                                    (base, dtype, prompts, gen_kwargs, progress, split[1]))
+        torch.set_num_threads(split[0])
+    try:
+        model, tok = load_for_generation(base, adapter, device=device, dtype=dtype)
+        generated, elapsed = _describe("tuned", model, tok, prompts, gen_kwargs, progress)
+        loss = eval_loss(model, tok, items, progress=progress)
+        tuned, outputs, tuned_probe = _figures(items, probe_states, prompts, generated, elapsed, loss)
+        del model
+        base_result = None
+        if baselines:
+            if base_job is not None:
+                generated, elapsed = base_job.get()
+                torch.set_num_threads(all_threads)
+                model, tok = load_for_generation(base, None, device=device, dtype=dtype)
+            else:
+                model, tok = load_for_generation(base, None, device=device, dtype=dtype)
+                generated, elapsed = _describe("base", model, tok, prompts, gen_kwargs, progress)
+            loss = eval_loss(model, tok, items, progress=progress)
+            base_result = _figures(items, probe_states, prompts, generated, elapsed, loss)
+            del model
+    finally:
+        torch.set_num_threads(all_threads)
+        if pool is not None:
+            pool.terminate()  # done by now, or stop it: this process failed
     report = {"adapter": str(adapter), "base_model": str(base), "n_samples": len(items), **tuned,
+              "generation": (f"tuned and untuned base side by side, {split[0]} + {split[1]} threads"
+                             if split else f"one model at a time, {all_threads} threads on {device}"),
               "baselines": {}, "examples": [], "probes": []}
     base_probe = [None] * len(probe_states)
-    if baselines:
-        model, tok = load_for_generation(base, None, device=device, dtype=dtype)
-        report["baselines"]["base"], _, base_probe = _run_model(
-            "base", model, tok, items, probe_states, gen_kwargs, progress)
-        del model
+    if base_result is not None:
+        report["baselines"]["base"], _, base_probe = base_result
     rule, rule_probe = _rule_teacher(items, probe_states)
     report["baselines"]["rule_teacher"] = rule
     for it, out in list(zip(items, outputs))[:examples]:
@@ -177,7 +261,7 @@ def _fmt(v) -> str:
 def format_report(report: dict) -> str:
     cols = [("tuned", report)] + list(report["baselines"].items())
     lines = [f"AU Agent evaluation: {report['n_samples']} samples, adapter {report['adapter']}, "
-             f"base {report['base_model']}", ""]
+             f"base {report['base_model']}", f"generation: {report['generation']}", ""]
     lines.append(f"{'metric':<20}" + "".join(f"{name:>16}" for name, _ in cols))
     for m in METRICS:
         lines.append(f"{m:<20}" + "".join(f"{_fmt(c.get(m)):>16}" for _, c in cols))

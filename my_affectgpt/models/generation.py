@@ -34,8 +34,9 @@ def _stop_ids(tokenizer) -> list:
 
 def generate_texts(model, tokenizer, rendered: Sequence[str], *, batch_size: int = 16,
                    max_new_tokens: int = 160, do_sample: bool = False, progress: bool = False,
-                   desc: str = "generate") -> list:
-    """Completions of already rendered prompts, in input order. Equal prompts share one run."""
+                   desc: str = "generate", bar_position: int | None = None) -> list:
+    """Completions of already rendered prompts, in input order. Equal prompts share one run.
+    `bar_position` puts the progress bar on its own line when another process shows one."""
     import torch
 
     unique = sorted(set(rendered))
@@ -46,7 +47,8 @@ def generate_texts(model, tokenizer, rendered: Sequence[str], *, batch_size: int
     device = next(model.parameters()).device
     head, head_cache = _shared_head(model, [enc[p] for p in unique], device)
     out: dict = {}
-    bar = tqdm(total=len(unique), desc=desc, unit="prompt", disable=not progress)
+    bar = tqdm(total=len(unique), desc=desc, unit="prompt", disable=not progress,
+               position=bar_position)
     for start in range(0, len(unique), batch_size):
         batch = unique[start:start + batch_size]
         width = max(len(enc[p]) for p in batch)

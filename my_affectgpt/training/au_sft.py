@@ -96,6 +96,7 @@ class TrainConfig:
     max_grad_norm: float = 1.0
     precision: str = "auto"          # auto (bf16 on GPU, fp32 on CPU) | bf16 | fp16 | fp32
     gradient_checkpointing: bool = False
+    compile_blocks: bool = False     # torch.compile each layer's MLP and norms (compiled_blocks.py)
     group_by_length: bool = True
     eval_steps: int = 200
     save_steps: int = 200            # a multiple of eval_steps
@@ -371,6 +372,14 @@ def make_trainer_class():
             self.share_prefix = (not self.args.gradient_checkpointing and self.args.world_size == 1
                                  and not self.is_deepspeed_enabled)
 
+        def prediction_step(self, *args, **kwargs):
+            # Evaluation runs without autograd: compiled blocks would compile a second set of
+            # graphs for it (~18 s on 2 CPU cores), for a few short evaluations. Eager instead.
+            import torch
+
+            with torch.compiler.set_stance("force_eager"):
+                return super().prediction_step(*args, **kwargs)
+
         def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
             loss_sum, count, outputs = answer_loss_sum(
                 model, inputs["input_ids"], inputs["attention_mask"], inputs["labels"],
@@ -590,6 +599,14 @@ def build(cfg):
     warnings.filterwarnings("ignore", message="Could not find a config file in")
     if show:
         model.print_trainable_parameters()
+    if cfg.training.compile_blocks:
+        from .compiled_blocks import compile_layer_blocks
+
+        count = compile_layer_blocks(model)
+        if show:
+            print(f"torch.compile: {count} MLP / norm modules, compiled at the first step" if count
+                  else "torch.compile: no C++ compiler (CXX or g++) found, training runs eagerly",
+                  flush=True)
 
     trainer_cls, recipe_callback = make_trainer_class()
     trainer = trainer_cls(model=model, args=args, train_dataset=train, eval_dataset=val,
