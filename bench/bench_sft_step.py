@@ -11,8 +11,8 @@ Variants (fp32 unless said): LoRA on all layers with dropout 0.05 and a plain fo
 production recipe's settings); the same without LoRA dropout (drawing the dropout masks is a large
 share of a CPU step); the CPU recipe as shipped: no dropout and the prompt head that all rows share
 computed once per batch (au_sft.answer_loss_sum share_prefix); that with LoRA on the top N layers
-only (backward stops there; --top-layers, default none); with --compile, the CPU recipe with its
-decoder layers under torch.compile; with --fused-lora, the CPU recipe with each LoRA update
+only (backward stops there; --top-layers, default none); with --compile, the CPU recipe with each
+layer's MLP and norms under torch.compile (training.compile_blocks); with --fused-lora, the CPU recipe with each LoRA update
 added to the layer's output inside one addmm (an experiment, not used by training:
 bench/RESULTS.md); a forward pass alone; with --bf16 bf16 autocast. Batches are formed from
 samples of similar length, as the length-grouped sampler does.
@@ -66,7 +66,7 @@ def main() -> int:
     p.add_argument("--fused-lora", action="store_true",
                    help="also the CPU recipe with base(x) + B(A(x)) * scaling as one addmm per LoRA layer")
     p.add_argument("--compile", action="store_true",
-                   help="also the CPU recipe with every decoder layer under torch.compile (dynamic shapes)")
+                   help="also the CPU recipe with each layer's MLP and norms compiled (training.compile_blocks)")
     args = p.parse_args()
 
     import torch
@@ -113,13 +113,12 @@ def main() -> int:
                 module.__class__ = FusedLoraLinear  # same object and parameters, fused forward
         variants["CPU recipe, LoRA update fused"] = (fused, "train", False, True)
     if args.compile:
-        # The shared head's cache update guards on the layer index: one graph per layer, beyond
-        # dynamo's default limit of 8 (past it the other layers would silently run eagerly).
-        torch._dynamo.config.recompile_limit = 64
+        from my_affectgpt.training.compiled_blocks import compile_layer_blocks
+
         compiled = lora_model(dropout=0.0)
-        for layer in compiled[0].base_model.model.model.layers:
-            layer.compile(dynamic=True)  # the warm-up step compiles them
-        variants["CPU recipe, layers compiled"] = (compiled, "train", False, True)
+        if not compile_layer_blocks(compiled[0]):  # the warm-up step compiles them
+            raise SystemExit("--compile: no C++ compiler found (CXX or g++)")
+        variants["CPU recipe, MLP + norms compiled"] = (compiled, "train", False, True)
     variants["forward only (no grad)"] = (no_dropout, "forward", False, False)
     if args.bf16:
         variants["bf16 autocast, all layers"] = (production, "train", True, False)

@@ -78,7 +78,7 @@ def items_from_openface(folder, frames: int = 8, limit=None) -> list:
 
 
 def eval_loss(model, tokenizer, items, batch_size: int = 32, max_seq_len: int = 512,
-              progress: bool = False) -> float | None:
+              progress: bool = False, before_batch=None) -> float | None:
     """Mean cross-entropy per answer token on the references (None without references).
 
     Its own batch size, not the generation's: on 2 CPU cores 32 rows took 43-46 s for the 143
@@ -96,6 +96,8 @@ def eval_loss(model, tokenizer, items, batch_size: int = 32, max_seq_len: int = 
     device = next(model.parameters()).device
     total, count = 0.0, 0
     for start in tqdm(range(0, len(encoded), batch_size), desc="eval loss", disable=not progress):
+        if before_batch is not None:
+            before_batch()
         batch = {k: v.to(device) for k, v in collate(encoded[start:start + batch_size]).items()}
         with torch.inference_mode():
             loss_sum, n, _ = answer_loss_sum(model, **batch, share_prefix=True)
@@ -182,10 +184,10 @@ def evaluate(items, *, adapter, base=None, device="cpu", dtype=None, baselines=T
     and the rule teacher under `baselines`, the probe table under `probes`.
 
     side_by_side (None: automatic): on a CPU with >= 2 threads and a small model, the untuned
-    base generates in a second process beside the tuned model, the threads split between them
-    (on 2 cores the evaluation then takes ~X min instead of ~Y); its eval loss follows on all
-    threads. Same outputs as one after the other; `descriptions_per_s` is then per share of
-    the threads, for both models alike."""
+    base generates in a second process while this one generates with the tuned model and then
+    computes both eval losses, the threads split between the two processes until the second
+    one is done (bench/bench_evaluation.py). Same outputs as one after the other;
+    `descriptions_per_s` is then per share of the threads, for both models alike."""
     import torch
 
     from ..models.base_llm import adapter_base, load_for_generation
@@ -216,14 +218,19 @@ def evaluate(items, *, adapter, base=None, device="cpu", dtype=None, baselines=T
         del model
         base_result = None
         if baselines:
+            model, tok = load_for_generation(base, None, device=device, dtype=dtype)
             if base_job is not None:
+                # The base's eval loss here while its generation may still run there; the
+                # freed threads join in as soon as it is done.
+                def take_freed_threads():
+                    if base_job.ready():
+                        torch.set_num_threads(all_threads)
+
+                loss = eval_loss(model, tok, items, progress=progress, before_batch=take_freed_threads)
                 generated, elapsed = base_job.get()
-                torch.set_num_threads(all_threads)
-                model, tok = load_for_generation(base, None, device=device, dtype=dtype)
             else:
-                model, tok = load_for_generation(base, None, device=device, dtype=dtype)
                 generated, elapsed = _describe("base", model, tok, prompts, gen_kwargs, progress)
-            loss = eval_loss(model, tok, items, progress=progress)
+                loss = eval_loss(model, tok, items, progress=progress)
             base_result = _figures(items, probe_states, prompts, generated, elapsed, loss)
             del model
     finally:
