@@ -2,7 +2,7 @@
 # One-key AU Agent setup: install -> AU instruction data -> LoRA fine-tuning -> evaluation.
 #
 #   bash setup_au_agent.sh                      # auto profile: gpu if torch sees a GPU, else cpu
-#   bash setup_au_agent.sh --profile cpu        # embedded SmolLM2-135M, simulated OpenFace data (28 min measured on 2 cores, bench/RESULTS.md)
+#   bash setup_au_agent.sh --profile cpu        # embedded SmolLM2-135M, simulated OpenFace data (26-28 min measured on 2 cores, bench/RESULTS.md)
 #   bash setup_au_agent.sh --profile gpu --model models/Qwen2.5-7B-Instruct --openface-dir my_openface_outputs
 #
 # Rerunning continues where a killed run stopped (dataset chunks, training checkpoints).
@@ -119,16 +119,21 @@ echo "profile: $profile | config: $config | base model: $base_model | output: $o
 # leaves a core free most of the time. A model folder just resolves.
 echo "preparing the base model $base_model beside the data step"
 convert_log="$(mktemp)"
-"$PYTHON" - "$base_model" >"$convert_log" 2>&1 <<'EOF' &
-import sys
+# -c, not a heredoc: bash then runs python itself in the background (with a heredoc it is a
+# subshell's child), so $! is python's pid and the trap below can stop it. Stopped, it exits
+# through Python, and the conversion removes its temp folder.
+convert_code='
+import signal, sys
 from my_affectgpt.common.errors import InputError, report
 from my_affectgpt.models.base_llm import resolve_base_model
+signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
 try:
     print(resolve_base_model(sys.argv[1]))
 except InputError as err:
     report(err)
     sys.exit(2)
-EOF
+'
+"$PYTHON" -c "$convert_code" "$base_model" >"$convert_log" 2>&1 &
 convert_pid=$!
 trap '[[ -z "$convert_pid" ]] || kill "$convert_pid" 2>/dev/null; rm -f "$convert_log"' EXIT
 

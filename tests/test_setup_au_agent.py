@@ -12,6 +12,7 @@ import os
 import shutil
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -79,3 +80,35 @@ def test_whole_run_on_a_tiny_model(tmp_path):
     assert report["baselines"]["rule_teacher"]["au_f1"] == 1.0  # the teacher wrote the references
     for split in ("train", "val", "test"):
         assert (repo / f"data/au_instructions/{split}.jsonl").stat().st_size > 0
+
+
+def _processes_in(folder: Path) -> list:
+    """Command lines of the processes whose working directory is `folder` (Linux /proc)."""
+    found = []
+    for proc in Path("/proc").glob("[0-9]*"):
+        try:
+            if Path(os.readlink(proc / "cwd")) == folder:
+                found.append((proc / "cmdline").read_bytes().replace(b"\0", b" ").decode()[:200])
+        except OSError:
+            continue
+    return found
+
+
+@pytest.mark.skipif(not Path("/proc/self/cwd").exists(), reason="needs Linux /proc")
+def test_failed_data_step_stops_the_model_conversion(tmp_path):
+    """The embedded model converts beside the data step; when that step fails, setup exits 2
+    with the data step's one-line error and stops the conversion (no process left behind, no
+    half-written model folder)."""
+    repo = _copy_of_repo(tmp_path / "repo")
+    empty = tmp_path / "no_csvs"
+    empty.mkdir()
+    r = _setup("--skip-install", "--profile", "cpu", "--openface-dir", empty, cwd=repo, timeout=120)
+    assert r.returncode == 2 and str(empty) in r.stderr and "Traceback" not in r.stderr
+    for _ in range(50):  # SIGTERM is handled at the next Python instruction
+        alive = _processes_in(repo)
+        if not alive:
+            break
+        time.sleep(0.1)
+    assert not alive, f"still running in the repository: {alive}"
+    models = repo / "cache" / "models"
+    assert not models.exists() or not [p for p in models.iterdir() if ".tmp-" in p.name]
