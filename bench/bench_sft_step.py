@@ -151,6 +151,18 @@ def main() -> int:
             step(batch, variant)
             times[name].append(time.perf_counter() - t)
             print(f"  {name}: {times[name][-1]:.2f} s", flush=True)
+    if args.compile:
+        # What evaluation inside training would pay: a forward without autograd compiles a second
+        # set of graphs, unless the compiled modules are told to run eagerly (as the Trainer does).
+        model = compiled[0]
+        for label, stance in (("first call", "default"), ("second call", "default"),
+                              ("force_eager", "force_eager")):
+            t = time.perf_counter()
+            with torch.no_grad(), torch.compiler.set_stance(stance):
+                answer_loss_sum(model, batches[-1]["input_ids"], batches[-1]["attention_mask"],
+                                batches[-1]["labels"], share_prefix=True)
+            print(f"  compiled model, forward without autograd, {label}: "
+                  f"{time.perf_counter() - t:.1f} s", flush=True)
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, batch {args.batch_size} x "
           f"{tokens:.0f} tokens (mean), LoRA r={args.lora_r}, load average {os.getloadavg()[0]:.2f}")
     first = None

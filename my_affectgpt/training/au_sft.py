@@ -374,7 +374,8 @@ def make_trainer_class():
 
         def prediction_step(self, *args, **kwargs):
             # Evaluation runs without autograd: compiled blocks would compile a second set of
-            # graphs for it (~18 s on 2 CPU cores), for a few short evaluations. Eager instead.
+            # graphs for it (~8 s on 2 CPU cores, bench_sft_step.py --compile) for a few short
+            # evaluations. Eager instead.
             import torch
 
             with torch.compiler.set_stance("force_eager"):

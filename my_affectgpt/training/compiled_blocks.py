@@ -3,7 +3,7 @@
 Compiling whole decoder layers gives one graph per layer (the key/value cache is indexed by the
 layer's number, which dynamo treats as a constant): ~2.8 minutes of compiling on 2 CPU cores for
 SmolLM2's 30 layers. Each layer's MLP and its two RMSNorms share one graph per kind instead
-(parameters are graph inputs), so compiling them costs about a minute once, and the fused
+(parameters are graph inputs), so compiling them costs ~35-50 s once, and the fused
 element-wise work (SiLU x up-projection, the LoRA updates, the norms, forward and backward) makes
 a CPU training step faster (bench/RESULTS.md, "Compiled MLP and norms").
 """
