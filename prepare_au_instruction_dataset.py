@@ -5,6 +5,7 @@ Examples:
   python prepare_au_instruction_dataset.py --openface-dir data/openface --teacher rule --out-dir data/au_instructions
   python prepare_au_instruction_dataset.py --mer-factory-dir mer_factory_output --out-dir data/au_instructions
   python prepare_au_instruction_dataset.py --alpaca au_alpaca.jsonl --out-dir data/au_instructions --export llamafactory
+  python prepare_au_instruction_dataset.py --alpaca au_alpaca.jsonl --out-dir data/au_instructions --audit-filter
   OPENAI_API_KEY=... python prepare_au_instruction_dataset.py --openface-dir data/openface --teacher api \\
       --api-model gpt-4o --api-base-url https://<your-endpoint>/v1 --out-dir data/au_instructions
 A killed run resumes where it stopped when rerun with the same arguments.
@@ -17,6 +18,7 @@ from my_affectgpt.au.openface import DEFAULT_MIN_CONFIDENCE
 from my_affectgpt.au.sampling import SAMPLING_METHODS
 from my_affectgpt.common.errors import cli_entry, report, InputError
 from my_affectgpt.datasets.au_instructions import BuildConfig, build, default_workers
+from my_affectgpt.datasets.teacher_audit import summary_lines
 
 
 def parse_args(argv):
@@ -45,6 +47,13 @@ def parse_args(argv):
     p.add_argument("--export", choices=("llamafactory",), default=None,
                    help="also write LLaMA-Factory Alpaca/ShareGPT files + dataset_info.json")
     p.add_argument("--no-progress", action="store_true", help="hide progress bars")
+    aud = p.add_argument_group("teacher audit (external references: --teacher api, --alpaca, "
+                               "--mer-factory-dir; always scored in stats.json)")
+    aud.add_argument("--audit-filter", action="store_true",
+                     help="drop external references that the AU judge finds naming an inactive AU "
+                          "or missing active AUs (default: off, keep all)")
+    aud.add_argument("--audit-max-missed", type=int, default=None, metavar="K",
+                     help="with --audit-filter, tolerate up to K missed active AUs (default 0)")
     api = p.add_argument_group("API teacher (--teacher api; key from an environment variable only)")
     api.add_argument("--api-model", default=None, help="e.g. gpt-4o, gemini-2.0-flash, a vLLM model name")
     api.add_argument("--api-base-url", default=None, help="OpenAI-compatible base URL ending in /v1")
@@ -60,12 +69,15 @@ def main(argv=None):
         raise InputError(None, "--teacher api needs --api-model and --api-base-url")
     if a.max_samples is not None and a.max_samples < 1:
         raise InputError(None, "--max-samples must be >= 1")
+    if a.audit_max_missed is not None and not a.audit_filter:
+        raise InputError(None, "--audit-max-missed needs --audit-filter")
     cfg = BuildConfig(out_dir=a.out_dir, openface_dirs=a.openface_dir,
                       mer_factory_dirs=a.mer_factory_dir, instruction_files=a.alpaca,
                       teacher=a.teacher, seed=a.seed, frames_per_video=a.frames_per_video,
                       sampling=a.sampling, split=tuple(a.split), max_samples=a.max_samples,
                       min_confidence=a.min_confidence, workers=a.workers, export=a.export,
-                      progress=not a.no_progress,
+                      progress=not a.no_progress, audit_filter=a.audit_filter,
+                      audit_max_missed=a.audit_max_missed or 0,
                       api={"model": a.api_model, "base_url": a.api_base_url,
                            "api_key_env": a.api_key_env, "requests_per_minute": a.api_rpm})
     try:
@@ -79,6 +91,8 @@ def main(argv=None):
     print(f"wrote {n['total']} samples to {a.out_dir}: train {n['train']}, val {n['val']}, "
           f"test {n['test']} ({stats['duplicates_dropped']} duplicates dropped, "
           f"{len(stats['skipped_inputs'])} inputs skipped)")
+    if stats["teacher_audit"]:
+        print("\n".join(summary_lines(stats["teacher_audit"])))
     return 0
 
 

@@ -2,7 +2,7 @@
 # One-key AU Agent setup: install -> AU instruction data -> LoRA fine-tuning -> evaluation.
 #
 #   bash setup_au_agent.sh                      # auto profile: gpu if torch sees a GPU, else cpu
-#   bash setup_au_agent.sh --profile cpu        # embedded SmolLM2-135M, simulated OpenFace data (26-28 min measured on 2 cores, bench/RESULTS.md)
+#   bash setup_au_agent.sh --profile cpu        # embedded SmolLM2-135M, simulated OpenFace data (30 min measured on 2 cores, bench/RESULTS.md)
 #   bash setup_au_agent.sh --profile gpu --model models/Qwen2.5-7B-Instruct --openface-dir my_openface_outputs
 #
 # Rerunning continues where a killed run stopped (dataset chunks, training checkpoints).
@@ -21,6 +21,7 @@ openface_dir=""
 mer_dir=""
 model=""
 videos=""
+real_args=()
 install=1
 data_dir="data/au_instructions"
 
@@ -28,6 +29,7 @@ usage() {
   cat <<EOF
 usage: bash setup_au_agent.sh [--profile auto|cpu|gpu] [--openface-dir DIR | --mer-factory-dir DIR]
                               [--model PATH] [--videos N] [--data-dir DIR] [--skip-install]
+                              [--real-openface-dir DIR [FRAMES]] ...
 
 Steps: install requirements; build the AU instruction dataset (from your OpenFace CSVs or
 MER-Factory outputs, else from simulated OpenFace CSVs); fine-tune the AU Agent with LoRA;
@@ -39,7 +41,12 @@ evaluate it beside the untuned base model and the rule teacher; print where ever
   --openface-dir DIR   your OpenFace output (openface_output_dir): <DIR>/<video>.csv or <DIR>/<video>/<video>.csv
   --mer-factory-dir D  your MER-Factory output folder
   --model PATH         base model folder (default: the 'model' key of the profile's config)
-  --videos N           simulated videos when no data is given (cpu: 500, gpu: 16000 -> 100K+ samples)
+  --videos N           simulated videos when no data is given (cpu: 500, gpu: 16000 -> 100K+ samples);
+                       the simulator's default profile matches real OpenFace AU statistics
+  --real-openface-dir DIR [FRAMES]
+                       also score the adapter on real OpenFace CSVs in DIR (FRAMES sampled per video,
+                       default 8), in a separate report section; videos and frames of the training
+                       data are left out. Repeatable.
   --data-dir DIR       where the dataset goes (default: $data_dir)
   --skip-install       do not run pip
 Environment: PYTHON (interpreter), AU_AGENT_CACHE (converted embedded models, default ./cache).
@@ -59,6 +66,13 @@ while [[ $# -gt 0 ]]; do
     --model) [[ $# -ge 2 ]] || die "--model needs a path"; model="$2"; shift 2 ;;
     --videos) [[ $# -ge 2 ]] || die "--videos needs a number"; videos="$2"; shift 2 ;;
     --data-dir) [[ $# -ge 2 ]] || die "--data-dir needs a folder"; data_dir="$2"; shift 2 ;;
+    --real-openface-dir)
+      [[ $# -ge 2 && -d "$2" ]] || die "${2:-}: --real-openface-dir needs an existing folder"
+      if [[ $# -ge 3 && "$3" =~ ^[0-9]+$ ]]; then
+        real_args+=(--real-openface-dir "$2" "$3"); shift 3
+      else
+        real_args+=(--real-openface-dir "$2"); shift 2
+      fi ;;
     --skip-install) install=0; shift ;;
     *) die "$1: unknown option (see --help)" ;;
   esac
@@ -143,7 +157,7 @@ if [[ -n "$openface_dir" ]]; then
 elif [[ -n "$mer_dir" ]]; then
   source_args=(--mer-factory-dir "$mer_dir")
 else
-  sim_dir="data/simulated_openface_${videos}"
+  sim_dir="data/simulated_openface_realistic_${videos}"
   if [[ ! -f "$sim_dir/labels.csv" ]]; then
     echo "no OpenFace data given: simulating $videos videos into $sim_dir"
     "$PYTHON" -m my_affectgpt.au.simulate --videos "$videos" --out-dir "$sim_dir" --seed 0
@@ -177,16 +191,21 @@ adapter="$output_dir/checkpoint-best"
 step 4/5 "evaluate on the held-out test split"
 report="$output_dir/au_agent_report.json"
 "$PYTHON" test_au_agent.py --adapter "$adapter" --data "$data_dir/test.jsonl" --json "$report" \
-  --batch-size 64 | tee "$output_dir/au_agent_report.txt"
+  --batch-size 64 ${real_args[@]+"${real_args[@]}"} | tee "$output_dir/au_agent_report.txt"
 
 step 5/5 "done in $(elapsed)"
 "$PYTHON" - "$report" <<'EOF'
 import json, sys
 r = json.load(open(sys.argv[1], encoding="utf-8"))
 rows = [("tuned", r)] + list(r["baselines"].items())
+real = r.get("real_frames")
+if real:
+    rows += [(f"{name} (real)", real[name]) for name in ("tuned", "rule_teacher")]
+print(f"  held-out split ({r['n_samples']} samples)" + (f"; real OpenFace frames ({real['n_samples']})" if real else ""))
 for name, m in rows:
-    print(f"  {name:<13} AU-F1 {m['au_f1']:.3f}  hallucination {m['hallucination_rate']:.3f}  "
-          f"band agreement {m['band_agreement'] if m['band_agreement'] is not None else float('nan'):.3f}")
+    band = m["band_agreement"]
+    print(f"  {name:<20} AU-F1 {m['au_f1']:.3f}  hallucination {m['hallucination_rate']:.3f}  "
+          f"band agreement {band if band is not None else float('nan'):.3f}")
 EOF
 cat <<EOF
 adapter: $adapter

@@ -5,18 +5,26 @@ Examples:
   python test_au_agent.py --adapter output/au_agent_qwen2.5_7b_lora/checkpoint-best \\
       --data data/au_instructions/test.jsonl --json output/au_agent_report.json
   python test_au_agent.py --adapter output/au_agent_smollm2_lora/checkpoint-best --openface-dir my_openface_csvs
+  python test_au_agent.py --adapter output/au_agent_smollm2_lora/checkpoint-best \
+      --data data/au_instructions/test.jsonl --real-openface-dir ../shared/openface_samples 32 \
+      --real-openface-dir ../shared/labelled_au/ravdess_openface_actors_01-03 8
 Prints a metrics table and a probe table (EMFACS prototypes, each AU at each intensity band,
 neutral); --json also writes them (top-level keys: eval_loss, au_precision, au_recall, au_f1,
 hallucination_rate, emotion_word_rate, band_agreement, rouge_l, mean_words, descriptions_per_s).
+With --real-openface-dir, a separate section scores the tuned model (and the rule teacher) on
+real OpenFace frames, leaving out any video or frame of the adapter's training data (`real_frames`
+in the JSON lists every frame used and every output).
 """
 import argparse
 import json
 import sys
+from pathlib import Path
 
 from my_affectgpt.common.atomic import atomic_write_text
 from my_affectgpt.common.errors import InputError, cli_entry
 from my_affectgpt.evaluation.au_agent_eval import (evaluate, format_report, items_from_jsonl,
                                                    items_from_openface)
+from my_affectgpt.evaluation.au_real_frames import parse_source, real_frame_items, training_files_of
 
 
 def parse_args(argv):
@@ -27,6 +35,13 @@ def parse_args(argv):
     src = p.add_mutually_exclusive_group(required=True)
     src.add_argument("--data", help="held-out JSONL of the instruction dataset (with references)")
     src.add_argument("--openface-dir", help="OpenFace CSVs: 8 sampled frames per video, no references")
+    p.add_argument("--real-openface-dir", action="append", nargs="+", default=[],
+                   metavar=("DIR", "FRAMES"),
+                   help="real OpenFace CSVs for a separate section: DIR, or DIR N to sample N frames "
+                        "per video uniformly (default 8); repeatable")
+    p.add_argument("--train-data", nargs="+", default=None, metavar="JSONL",
+                   help="the adapter's training data, whose frames the real-frame section leaves out "
+                        "(default: data.train and data.val of the config saved beside the adapter)")
     p.add_argument("--json", default=None, help="also write the report as JSON here")
     p.add_argument("--max-samples", type=int, default=None, help="evaluate the first N samples only")
     p.add_argument("--batch-size", type=int, default=16)
@@ -47,9 +62,14 @@ def main(argv=None):
         raise InputError(None, "--max-samples must be >= 1")
     items = (items_from_jsonl(a.data, a.max_samples) if a.data
              else items_from_openface(a.openface_dir, limit=a.max_samples))
+    real = None
+    if a.real_openface_dir:
+        sources = [parse_source(v) for v in a.real_openface_dir]
+        train = [Path(p) for p in a.train_data] if a.train_data is not None else training_files_of(a.adapter)
+        real = real_frame_items(sources, train)
     report = evaluate(items, adapter=a.adapter, base=a.base_model, device=a.device, dtype=a.dtype,
                       baselines=not a.no_baselines, batch_size=a.batch_size,
-                      max_new_tokens=a.max_new_tokens, progress=not a.no_progress)
+                      max_new_tokens=a.max_new_tokens, progress=not a.no_progress, real=real)
     print(format_report(report))
     if a.json:
         atomic_write_text(a.json, json.dumps(report, indent=2, ensure_ascii=False) + "\n")

@@ -115,3 +115,40 @@ def test_bad_inputs(tiny_adapter, tmp_path):
     assert proc.returncode == 2 and str(bad) in proc.stderr and "line 1" in proc.stderr
     proc = run_cli(REPO / "test_au_agent.py", "--adapter", tmp_path, "--data", bad)
     assert proc.returncode == 2 and "Traceback" not in proc.stderr
+
+
+def test_real_frame_section_never_uses_training_frames(tiny_adapter, dataset, tmp_path):
+    """Real OpenFace frames are scored in their own section; videos of the training data, and
+    frames whose AU values appear in it (a renamed copy), are left out and listed as such."""
+    import shutil
+
+    base, adapter = tiny_adapter
+    train_files = [dataset / "ds" / "train.jsonl", dataset / "ds" / "val.jsonl"]
+    train_videos = {json.loads(line)["video"] for f in train_files for line in f.read_text().splitlines()}
+    test_videos = {json.loads(line)["video"] for line in (dataset / "ds" / "test.jsonl").read_text().splitlines()}
+    renamed = tmp_path / "renamed"
+    renamed.mkdir()
+    copied = sorted(train_videos)[0]
+    shutil.copy(dataset / "of" / f"{copied}.csv", renamed / "someone_else.csv")
+    out = tmp_path / "r.json"
+    proc = run_cli(REPO / "test_au_agent.py", "--adapter", adapter, "--base-model", base,
+                   "--data", dataset / "ds" / "test.jsonl", "--max-samples", "2", "--no-baselines",
+                   "--max-new-tokens", "4", "--no-progress", "--json", out,
+                   "--real-openface-dir", dataset / "of", "4", "--real-openface-dir", renamed,
+                   "--train-data", *train_files)
+    assert proc.returncode == 0, proc.stderr
+    real = json.loads(out.read_text())["real_frames"]
+    folder, copy = real["provenance"]["sources"]
+    assert set(folder["used"]) == test_videos                     # only videos never trained on
+    assert sorted(folder["excluded_training_videos"]) == sorted(train_videos)
+    assert all(len(frames) <= 4 for frames in folder["used"].values())
+    assert copy["used"] == {} and copy["excluded_training_frames"] > 0  # same frames, other name
+    assert real["n_samples"] == folder["frames"] == len(real["outputs"])
+    assert {o["frame"].split(":")[0] for o in real["outputs"]} == test_videos
+    assert real["rule_teacher"]["au_f1"] == 1.0 and 0 <= real["tuned"]["au_f1"] <= 1
+    assert "Real OpenFace frames" in proc.stdout and "excluded as training data" in proc.stdout
+
+    bad = run_cli(REPO / "test_au_agent.py", "--adapter", adapter, "--base-model", base,
+                  "--data", dataset / "ds" / "test.jsonl", "--real-openface-dir", dataset / "of", "x")
+    assert bad.returncode == 2 and len(bad.stderr.strip().splitlines()) == 1
+    assert "frames per video" in bad.stderr

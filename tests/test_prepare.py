@@ -194,6 +194,9 @@ def test_mer_factory_per_frame_outputs(tmp_path):
     assert samples[3]["messages"][2]["content"] == "Cheeks lifted with a strong lip corner pull."
     assert samples[9]["source"] == "mer-factory+rule"          # no description: the teacher wrote one
     assert mentioned_aus(samples[9]["messages"][2]["content"]) == {"AU04"}
+    audit = json.loads((tmp_path / "out" / "stats.json").read_text())["teacher_audit"]
+    assert list(audit["per_source"]) == ["mer-factory"] and audit["n"] == 1   # 9: rule-written
+    assert audit["au_f1"] == 1.0 and audit["band_agreement"] == 0.5   # "cheeks lifted": no band
 
 
 def test_api_teacher_end_to_end(sim_dir, tmp_path, monkeypatch):
@@ -213,6 +216,8 @@ def test_api_teacher_end_to_end(sim_dir, tmp_path, monkeypatch):
         prompts = {s["messages"][1]["content"].split("AUs: ", 1)[1] for s in samples}
         assert {s["messages"][2]["content"] for s in samples} == {f"described: {p}" for p in prompts}
         assert sorted(server.texts()) == sorted(prompts)           # each distinct prompt asked once
+        audit = json.loads((tmp_path / "out" / "stats.json").read_text())["teacher_audit"]
+        assert list(audit["per_source"]) == ["openface+api"] and audit["n"] >= len(samples)
         assert proc.returncode == 0 and run_cli(*args).returncode == 0
         assert len(server.requests) == len(prompts)               # the rerun is served by the cache
     finally:
@@ -247,3 +252,134 @@ def test_killed_build_resumes_to_identical_files(tmp_path):
     assert "resuming" in resumed.stderr
     assert digests(out) == digests(ref)
     assert set(digests(ref)) == set(OUTPUTS)
+
+
+# --- teacher audit: external references scored by the AU judge ----------------------------------
+# Hand-labelled references (what each names, by reading it): the figures below are counted from
+# these labels, not computed by the judge.
+AUDIT_ROWS = [
+    # faithful, right bands
+    {"input": "AU values: AU04: 2.24, AU07: 1.87", "video": "a",
+     "output": "A marked brow lowerer and a slight lid tightener."},
+    # right AU, wrong band (3.1 is severe)
+    {"input": "AU values: AU12: 3.1", "video": "b", "output": "A marked lip corner puller."},
+    # names AU04, which is inactive
+    {"input": "AU values: AU01: 1.2, AU02: 1.1", "video": "d",
+     "output": "Slight inner and outer brow raisers and a slight brow lowerer."},
+    # names presence-only AU28 while AU28_c is 0: an inactive AU like any other
+    {"input": "AU values: AU28_c: 0, AU17: 1.4", "video": "e",
+     "output": "The lips are sucked in and a slight chin raiser shows."},
+    # misses AU06 and AU25
+    {"input": "AU values: AU06: 2.1, AU12: 3.0, AU25: 1.2", "video": "f",
+     "output": "A strong lip corner puller."},
+    # right AUs, but names an emotion
+    {"input": "AU values: AU12: 2.5", "video": "g",
+     "output": "A marked lip corner puller; the person looks happy."},
+    # no reference: the rule teacher writes one, which is not audited
+    {"input": "AU values: AU09: 1.5", "video": "h"},
+    # ShareGPT, faithful, with AU28 present
+    {"conversations": [{"from": "human", "value": "AU values: AU28: 1, AU17: 0.7"},
+                       {"from": "gpt",
+                        "value": "The lips are sucked in and a faint chin raiser shows."}],
+     "video": "c"},
+]
+
+
+def write_audit_jsonl(path: Path) -> Path:
+    path.write_text("".join(json.dumps({"instruction": "Describe the AUs."} | r
+                                       if "input" in r else r) + "\n" for r in AUDIT_ROWS))
+    return path
+
+
+def all_samples(out: Path) -> dict:
+    return {s["video"]: s for split in ("train", "val", "test")
+            for s in load(out / f"{split}.jsonl")}
+
+
+def row(active, named, missed, hallucinated) -> dict:
+    return {"active": active, "named": named, "missed": missed, "hallucinated": hallucinated}
+
+
+def test_teacher_audit_matches_a_hand_count(tmp_path):
+    from my_affectgpt.datasets.au_instructions import BuildConfig, build
+    lines = []
+    stats = build(BuildConfig(out_dir=tmp_path / "out", progress=False,
+                              instruction_files=[write_audit_jsonl(tmp_path / "a.jsonl")]),
+                  log=lines.append)
+    audit = stats["teacher_audit"]
+    # 7 external references (h is rule-written): named & active 2+1+2+1+1+1+2 = 10, named but
+    # inactive 2 (d, e), missed 2 (f); 9 bands stated on active intensity AUs, 8 right (b wrong).
+    assert {k: audit[k] for k in ("n", "au_precision", "au_recall", "au_f1", "hallucination_rate",
+                                  "band_agreement", "emotion_word_rate")} == {
+        "n": 7, "au_precision": round(10 / 12, 4), "au_recall": round(10 / 12, 4),
+        "au_f1": round(10 / 12, 4), "hallucination_rate": round(2 / 7, 4),
+        "band_agreement": round(8 / 9, 4), "emotion_word_rate": round(1 / 7, 4)}
+    assert audit["per_source"] == {
+        "alpaca": {"n": 6, "au_precision": 0.8, "au_recall": 0.8, "au_f1": 0.8,
+                   "hallucination_rate": round(2 / 6, 4), "band_agreement": 0.875,
+                   "emotion_word_rate": round(1 / 6, 4)},
+        "sharegpt": {"n": 1, "au_precision": 1.0, "au_recall": 1.0, "au_f1": 1.0,
+                     "hallucination_rate": 0.0, "band_agreement": 1.0, "emotion_word_rate": 0.0}}
+    touched = {c: v for c, v in audit["per_au"].items() if any(v.values())}
+    assert touched == {"AU01": row(1, 1, 0, 0), "AU02": row(1, 1, 0, 0), "AU04": row(1, 1, 0, 1),
+                       "AU06": row(1, 0, 1, 0), "AU07": row(1, 1, 0, 0), "AU12": row(3, 3, 0, 0),
+                       "AU17": row(2, 2, 0, 0), "AU25": row(1, 0, 1, 0), "AU28": row(1, 1, 0, 1)}
+    assert audit["most_missed"] == [["AU06", 1], ["AU25", 1]]
+    assert audit["most_hallucinated"] == [["AU04", 1], ["AU28", 1]]
+    assert audit["dropped"] is None and not any("audit filter" in line for line in lines)
+    assert set(all_samples(tmp_path / "out")) == set("abcdefgh")      # off by default: all kept
+    assert all_samples(tmp_path / "out")["h"]["source"] == "alpaca+rule"
+    saved = json.loads((tmp_path / "out" / "stats.json").read_text())
+    assert saved["teacher_audit"] == audit and saved["settings"]["audit_filter"] is False
+
+
+def test_audit_filter_drops_exactly_the_unfaithful_references(tmp_path):
+    from my_affectgpt.datasets.au_instructions import BuildConfig, build
+    lines = []
+    stats = build(BuildConfig(out_dir=tmp_path / "out", progress=False, audit_filter=True,
+                              instruction_files=[write_audit_jsonl(tmp_path / "a.jsonl")]),
+                  log=lines.append)
+    assert set(all_samples(tmp_path / "out")) == set("abcgh")          # d, e inactive; f misses 2
+    assert stats["teacher_audit"]["dropped"] == {"total": 3, "names_inactive_au": 2,
+                                                 "misses_active_aus": 1}
+    assert stats["teacher_audit"]["n"] == 7                          # the audit covers all of them
+    assert stats["samples"]["total"] == 5 and stats["settings"]["audit_max_missed"] == 0
+    assert lines == ["audit filter: dropped 3 of 7 external references (2 name an inactive AU, "
+                     "1 miss more than 0 active AUs)"]
+
+
+def test_audit_filter_cli(tmp_path):
+    alpaca = write_audit_jsonl(tmp_path / "a.jsonl")
+    proc = run_cli(SCRIPT, "--alpaca", alpaca, "--out-dir", tmp_path / "out", "--audit-filter",
+                   "--audit-max-missed", "2", "--no-progress")
+    assert proc.returncode == 0, proc.stderr
+    assert set(all_samples(tmp_path / "out")) == set("abcfgh")         # f misses 2: tolerated
+    assert ("audit filter: dropped 2 of 7 external references (2 name an inactive AU, "
+            "0 miss more than 2 active AUs)") in proc.stderr.splitlines()
+    stats = json.loads((tmp_path / "out" / "stats.json").read_text())
+    assert (stats["settings"]["audit_filter"], stats["settings"]["audit_max_missed"]) == (True, 2)
+    out = proc.stdout.splitlines()
+    assert out[1] == ("teacher audit of 7 external references: AU-F1 0.833, hallucination 0.286, "
+                      "band agreement 0.889, emotion words 0.143")
+    assert any(line.startswith("  alpaca: n 6,") for line in out)
+    assert any(line.startswith("  sharegpt: n 1,") for line in out)
+    for bad, msg in ((["--audit-filter", "--audit-max-missed", "-1"],
+                      "--audit-max-missed must be >= 0"),
+                     (["--audit-max-missed", "1"], "--audit-max-missed needs --audit-filter")):
+        proc = run_cli(SCRIPT, "--alpaca", alpaca, "--out-dir", tmp_path / "bad", *bad)
+        assert proc.returncode == 2 and msg in proc.stderr and proc.stderr.count("\n") == 1
+        assert not (tmp_path / "bad").exists()
+
+
+def test_audit_filter_that_drops_everything_says_so(tmp_path):
+    alpaca = tmp_path / "a.jsonl"
+    alpaca.write_text(json.dumps(AUDIT_ROWS[2]) + "\n")
+    proc = run_cli(SCRIPT, "--alpaca", alpaca, "--out-dir", tmp_path / "out", "--audit-filter")
+    assert proc.returncode == 2 and "--audit-filter dropped all 1 references" in proc.stderr
+    assert not (tmp_path / "out").exists()
+
+
+def test_no_external_reference_no_audit(built):
+    out, proc = built
+    assert json.loads((out / "stats.json").read_text())["teacher_audit"] is None
+    assert "teacher audit" not in proc.stdout

@@ -20,6 +20,7 @@ import pytest
 from tiny_llm import make_tiny_qwen2
 
 REPO = Path(__file__).resolve().parents[1]
+SHARED = REPO.parent / "shared"
 
 
 def _setup(*args, cwd=REPO, timeout=60):
@@ -32,7 +33,7 @@ def test_help_lists_the_options():
     r = _setup("--help")
     assert r.returncode == 0
     for option in ("--profile", "--openface-dir", "--mer-factory-dir", "--model", "--videos",
-                   "--skip-install"):
+                   "--skip-install", "--real-openface-dir"):
         assert option in r.stdout
 
 
@@ -41,6 +42,7 @@ def test_help_lists_the_options():
     (["--openface-dir", "no/such/folder"], "no/such/folder: folder does not exist"),
     (["--profile", "tpu"], "--profile must be auto, cpu or gpu"),
     (["--frobnicate"], "--frobnicate: unknown option"),
+    (["--real-openface-dir", "no/such/folder"], "no/such/folder: --real-openface-dir needs an existing folder"),
 ])
 def test_bad_arguments_exit_2_with_one_line(args, says):
     r = _setup("--skip-install", *args)
@@ -64,8 +66,14 @@ def _copy_of_repo(dst: Path) -> Path:
 def test_whole_run_on_a_tiny_model(tmp_path):
     repo = _copy_of_repo(tmp_path / "repo")
     tiny = make_tiny_qwen2(tmp_path / "tiny_qwen2")
-    r = _setup("--skip-install", "--profile", "cpu", "--model", tiny, "--videos", 40, cwd=repo,
-               timeout=900)
+    real = SHARED / "openface_samples"
+    if not real.is_dir():  # stand-in for real CSVs: the section's plumbing is what is tested here
+        from my_affectgpt.au.simulate import write_dataset
+
+        real = tmp_path / "stand_in_real"
+        write_dataset(real, 3, seed=99, frames=(30, 40), workers=1)
+    r = _setup("--skip-install", "--profile", "cpu", "--model", tiny, "--videos", 40,
+               "--real-openface-dir", real, 2, cwd=repo, timeout=900)
     assert r.returncode == 0, r.stderr[-3000:]
     for n in range(1, 6):
         assert f"==== [{n}/5]" in r.stdout
@@ -80,6 +88,13 @@ def test_whole_run_on_a_tiny_model(tmp_path):
     assert report["baselines"]["rule_teacher"]["au_f1"] == 1.0  # the teacher wrote the references
     for split in ("train", "val", "test"):
         assert (repo / f"data/au_instructions/{split}.jsonl").stat().st_size > 0
+    # The separate real-frame section: 2 frames per real video, none from the training data.
+    real_report = report["real_frames"]
+    (source,) = real_report["provenance"]["sources"]
+    assert source["frames_per_video"] == 2 and 0 < real_report["n_samples"] <= 2 * source["videos"]
+    assert real_report["provenance"]["training_data"] == ["data/au_instructions/train.jsonl",
+                                                          "data/au_instructions/val.jsonl"]
+    assert "real OpenFace frames" in r.stdout and "tuned (real)" in r.stdout
 
 
 def _processes_in(folder: Path) -> list:

@@ -115,13 +115,15 @@ def test_simulate_track_dataframe():
     assert all(dtype.kind in "if" for dtype in df.dtypes)
     assert df["frame"].dtype.kind == "i" and (df["face_id"] == 3).all()
     assert df["timestamp"].iloc[-1] == pytest.approx(4.9)
-    assert df.attrs["emotion"] == "surprise" and 0.7 <= df.attrs["scale"] <= 1.3
+    assert df.attrs["emotion"] == "surprise" and 0.25 <= df.attrs["scale"] <= 1.0  # realistic: often subtle
+    clean = sim.simulate_track(np.random.default_rng(0), "surprise", 50, profile="clean")
+    assert 0.7 <= clean.attrs["scale"] <= 1.3
     with pytest.raises(InputError):
         sim.simulate_track(np.random.default_rng(0), "boredom", 50)
 
 
-def test_happiness_apex_and_neutral_baseline():
-    for df in _tracks("happiness", 10):
+def test_clean_profile_happiness_apex_and_neutral_baseline():
+    for df in _tracks("happiness", 10, profile="clean"):
         first, last = df.attrs["phases"]["apex"]
         apex = df[(df.frame >= first) & (df.frame <= last) & (df.success == 1)]
         assert len(apex) > 0
@@ -130,7 +132,7 @@ def test_happiness_apex_and_neutral_baseline():
         before = df[(df.frame < df.attrs["phases"]["onset"][0])]
         assert (before[["AU06_r", "AU12_r"]] < 1).all().all()  # neutral start
     non_blink = [c for c in facs.R_COLUMNS if c != "AU45_r"]
-    neutral = _tracks("neutral", 10, n_frames=150)
+    neutral = _tracks("neutral", 10, n_frames=150, profile="clean")
     values = np.concatenate([df[non_blink].to_numpy() for df in neutral])
     assert (values >= 1).mean() < 0.001
     assert np.median(values) < 0.3
@@ -143,7 +145,7 @@ def test_happiness_apex_and_neutral_baseline():
 
 
 def test_presence_consistent_with_intensity():
-    for df in _tracks("fear", 5) + _tracks("anger", 5):
+    for df in _tracks("fear", 5) + _tracks("anger", 5, profile="clean"):
         for code in facs.INTENSITY_CODES:
             assert ((df[f"{code}_r"] >= sim.PRESENCE_THRESHOLD) == (df[f"{code}_c"] == 1)).all()
         assert set(df["AU28_c"].unique()) <= {0.0, 1.0}

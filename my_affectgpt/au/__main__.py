@@ -28,7 +28,6 @@ def _parser() -> argparse.ArgumentParser:
     d.add_argument("--face-id", type=int, default=None,
                    help="face track to use (default: the one with most usable frames)")
     d.add_argument("--min-confidence", type=float, default=DEFAULT_MIN_CONFIDENCE)
-    d.add_argument("--seed", type=int, default=0, help="phrasing seed of the rule teacher")
     d.add_argument("--json", action="store_true", help="print a JSON list instead of text")
     o = sub.add_parser("openface", help="run OpenFace FeatureExtraction on a video or a folder")
     o.add_argument("video", help="a video file or a folder of videos")
@@ -42,9 +41,9 @@ def _describe(args) -> int:
     if args.frames < 1:
         raise InputError(None, "--frames must be >= 1")
     track = read_openface_csv(args.csv, face_id=args.face_id, min_confidence=args.min_confidence)
-    teacher = RuleTeacher(IntensityBands(), seed=args.seed)
+    teacher = RuleTeacher(IntensityBands())
     rows = [{"frame": f.frame, "timestamp": f.timestamp, "prompt": f.prompt,
-             "description": teacher.describe(f.active, key=f"{track.video}:{f.frame}")}
+             "description": teacher.describe(f.active)}
             for f in sampled_frame_aus(track, args.frames, args.sampling)]
     if args.json:
         json.dump(rows, sys.stdout, indent=1)

@@ -85,7 +85,7 @@ ACTION_UNITS = {au.code: au for au in (
                ("lip suck", "sucking in of the lips", "inward suck of the lips"),
                r"\blip suck|\b(sucking in|inward suck) of the lips\b|\blips (are )?sucked in"),
     ActionUnit("AU45", "blink", "eyes",
-               ("blink", "eye blink", "closing of the eyelids in a blink"),
+               ("blink", "eye blink", "brief closing of the eyelids"),
                r"\bblink(s|ing)?\b|\beye closure\b|\bclosing of the eyelids\b"),
 )}
 PRESENCE_ONLY = frozenset(c for c in PRESENCE_CODES if c not in INTENSITY_CODES)  # AU28
@@ -122,21 +122,17 @@ class IntensityBands:
 
 DEFAULT_BANDS = IntensityBands()
 
-# Wording per band. Each band's words are disjoint from every other band's, so the band a
-# description states can be read back (see lexicon.py).
-BAND_WORDS = {
-    "trace": ("faint", "barely visible", "subtle"),
-    "slight": ("slight", "mild", "weak"),
-    "marked": ("marked", "moderate", "clear"),
-    "severe": ("strong", "pronounced", "severe"),
-    "maximum": ("maximal", "extreme", "very intense"),
-}
+# The rule teacher's intensity word per band, and the words (FACS names its intensity scores A
+# trace, B slight, C marked or pronounced, D severe or extreme, E maximum) by which lexicon.py
+# reads a band back; each band's words are disjoint from every other band's.
+BAND_WORDS = {"trace": "faint", "slight": "slight", "marked": "marked", "severe": "strong",
+              "maximum": "maximal"}
 BAND_PATTERNS = {
     "trace": r"\bfaint(ly)?\b|\bbarely\b|\bsubtle\b|\btrace\b",
     "slight": r"\bslight(ly)?\b|\bmild(ly)?\b|\bweak(ly)?\b",
-    "marked": r"\bmarked(ly)?\b|\bmoderate(ly)?\b|\bclear(ly)?\b",
-    "severe": r"\bstrong(ly)?\b|\bpronounced\b|\bsevere(ly)?\b",
-    "maximum": r"\bmaxim(al|ally|um)\b|\bextreme(ly)?\b|\bvery intense(ly)?\b",
+    "marked": r"\bmarked(ly)?\b|\bmoderate(ly)?\b|\bpronounced\b",
+    "severe": r"\bstrong(ly)?\b|\bsevere(ly)?\b|\bextreme(ly)?\b",
+    "maximum": r"\bmaxim(al|ally|um)\b|\bfull(y)?\b",
 }
 
 # Words that name an emotion: an objective AU description must not use them.

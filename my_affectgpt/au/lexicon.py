@@ -14,6 +14,7 @@ from .facs import ACTION_UNITS, BAND_PATTERNS, EMOTION_WORDS
 # A clause ends at punctuation or a coordinating word; a band word describes the AU mention
 # that follows it inside the same clause.
 _CLAUSE_BREAK = re.compile(r"[.;:,!?]|\band\b|\bwith\b|\bplus\b", re.I)
+_SENTENCE_START = re.compile(r"[.;:!?]")
 
 
 def _code_pattern(code: str) -> str:
@@ -54,14 +55,17 @@ def _band_in(text: str, last: bool):
 def mentioned_bands(text: str) -> dict:
     """{code: band or None} for each mentioned AU: the intensity word of the clause of its
     first mention, preferring the closest one before it ("a slight X") over one after it
-    ("X raised slightly"); None when the clause has no intensity word."""
+    ("X raised slightly"); else the last one earlier in the same sentence, which a list shares
+    ("Slight X, Y and Z."); None when there is none."""
     out = {}
     for code, rx in _au_regexes().items():
         m = rx.search(text)
         if not m:
             continue
         lo, hi = _clause_bounds(text, m.start(), m.end())
-        out[code] = _band_in(text[lo:m.start()], last=True) or _band_in(text[m.end():hi], last=False)
+        sentence = _SENTENCE_START.split(text[:lo])[-1]
+        out[code] = (_band_in(text[lo:m.start()], last=True) or _band_in(text[m.end():hi], last=False)
+                     or _band_in(sentence, last=True))
     return out
 
 

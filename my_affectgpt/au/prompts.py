@@ -5,7 +5,7 @@ keyed by it, so old ones become stale instead of silently mixing with new ones.
 """
 from __future__ import annotations
 
-PROMPT_VERSION = "au-v2"  # v2: descriptions name AUs in words only and fit CLIP's 77 tokens
+PROMPT_VERSION = "au-v3"  # v3: FACS band words (pronounced = marked, extreme = severe), compact long states
 
 # Short on purpose: every token of the system prompt is paid for in every training step and
 # every generated description.

@@ -22,6 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from my_affectgpt.au import facs
+from my_affectgpt.au.sim_profiles import PROFILES, intensities, smooth_noise
 from my_affectgpt.common.atomic import atomic_write_text
 from my_affectgpt.common.errors import InputError, cli_entry
 
@@ -81,7 +82,7 @@ _DECIMAL_GROUPS = tuple((int(d), np.flatnonzero(DECIMALS == d)) for d in np.uniq
 # --- simulation constants -------------------------------------------------------------------------
 
 PRESENCE_THRESHOLD = 1.0   # _c is 1 where _r >= this
-AU_MAX = 5.0
+DEFAULT_PROFILE = "realistic"
 DEFAULT_FPS = 30.0
 DEFAULT_FRAMES = (60, 150)
 DEFAULT_LOSS_RATE = 1 / 150  # expected tracking-loss runs per frame (face 0)
@@ -146,51 +147,9 @@ _FOCAL, _CX, _CY = 900.0, 640.0, 360.0  # a 1280x720 camera
 
 # --- one face track -----------------------------------------------------------------------------
 
-def _smooth_noise(rng, shape, sd):
-    """White noise averaged over 3 frames: AU estimates jitter, but not frame-independently."""
-    w = rng.normal(0, sd, (shape[0] + 2,) + tuple(shape[1:]))
-    return (w[:-2] + w[1:-1] + w[2:]) / 3
-
-
 def _drift(rng, n, k, step, start):
     """Slow random walks (head and gaze movement)."""
     return start + np.cumsum(rng.normal(0, step, (n, k)), axis=0)
-
-
-def _phases(rng, n):
-    """Frame boundaries (0-based, half-open) of onset, apex, offset: neutral before, neutral after."""
-    # Emotional clips (MER-style, 2-5 s) show the expression for most of their length.
-    a = rng.uniform(0.02, 0.15) * n
-    b = a + rng.uniform(0.08, 0.15) * n
-    c = b + rng.uniform(0.45, 0.7) * n
-    d = c + rng.uniform(0.1, 0.2) * n
-    return a, b, c, d
-
-
-def _envelope(n, a, b, c, d):
-    t = np.arange(n, dtype=float)
-    env = np.zeros(n)
-    rise = (t >= a) & (t < b)
-    env[rise] = 0.5 - 0.5 * np.cos(math.pi * (t[rise] - a) / (b - a))
-    env[(t >= b) & (t < c)] = 1.0
-    fall = (t >= c) & (t < d)
-    env[fall] = 0.5 + 0.5 * np.cos(math.pi * (t[fall] - c) / (d - c))
-    return env
-
-
-def _blinks(rng, n, fps):
-    """AU45 intensity: 2-4 frame spikes every 2-5 s."""
-    au45 = np.zeros(n)
-    t = rng.uniform(0.3, 3.0) * fps
-    while t < n:
-        length = int(rng.integers(2, 5))
-        peak = rng.uniform(1.6, 3.6)
-        start = int(t)
-        shape = peak * np.sin(math.pi * (np.arange(length) + 0.5) / length)
-        stop = min(n, start + length)
-        au45[start:stop] = shape[:stop - start]
-        t += rng.uniform(2.0, 5.0) * fps
-    return au45
 
 
 def _loss_mask(rng, n, loss_rate):
@@ -202,33 +161,8 @@ def _loss_mask(rng, n, loss_rate):
     return lost
 
 
-def _au_intensities(rng, emotion, n, fps):
-    k = len(facs.INTENSITY_CODES)
-    scale = rng.uniform(0.7, 1.3)
-    phases = _phases(rng, n)
-    env = _envelope(n, *phases)
-    # Baseline: most AUs sit at 0, some hover at low values, all well below PRESENCE_THRESHOLD.
-    base = rng.uniform(0.0, 0.25, k) * (rng.random(k) < 0.4)
-    r = base + _smooth_noise(rng, (n, k), 0.09)
-    proto = np.zeros(k)
-    # People differ: besides the two strongest AUs of the prototype, each AU is sometimes
-    # missing, and sometimes an unrelated AU joins in, so AU combinations vary like real data.
-    prototype = facs.EMOTION_PROTOTYPES[emotion]
-    core = sorted(prototype, key=prototype.get, reverse=True)[:2]
-    for code, value in prototype.items():
-        if code in core or rng.random() >= 0.15:
-            proto[_R_INDEX[code]] = value * scale * rng.uniform(0.9, 1.1)
-    if emotion != "neutral" and rng.random() < 0.3:
-        extra = int(rng.integers(k))
-        if extra != _AU45_R and proto[extra] == 0:
-            proto[extra] = rng.uniform(0.8, 3.5)
-    active = env[:, None] * proto
-    r += active + (active > 0) * _smooth_noise(rng, (n, k), 0.12)
-    r[:, _AU45_R] = np.maximum(r[:, _AU45_R] * 0.5, 0) + _blinks(rng, n, fps)
-    return np.clip(r, 0.0, AU_MAX), scale, phases
-
-
-def _simulate_array(rng, emotion, n_frames, fps=DEFAULT_FPS, face_id=0, loss_rate=DEFAULT_LOSS_RATE):
+def _simulate_array(rng, emotion, n_frames, fps=DEFAULT_FPS, face_id=0, loss_rate=DEFAULT_LOSS_RATE,
+                    profile=DEFAULT_PROFILE):
     """One face track as an (n_frames, 714) float array in COLUMNS order, rounded like OpenFace."""
     if emotion not in facs.EMOTION_PROTOTYPES:
         raise InputError("emotion", f"unknown emotion {emotion!r}; choose from {', '.join(facs.EMOTIONS)}")
@@ -243,13 +177,16 @@ def _simulate_array(rng, emotion, n_frames, fps=DEFAULT_FPS, face_id=0, loss_rat
     out[:, _COL["face_id"]] = face_id
     out[:, _COL["timestamp"]] = (frame - 1) / fps
 
-    r, scale, phases = _au_intensities(rng, emotion, n, fps)
+    r, scale, phases = intensities(profile, rng, emotion, n, fps)
     r = np.round(r, 2)
     c = np.zeros((n, len(facs.PRESENCE_CODES)))
     c[:, _C_FROM_R] = r >= PRESENCE_THRESHOLD
-    if rng.random() < 0.05:  # AU28 (lip suck): rare, presence only
+    # AU28 (lip suck): presence only, in short runs; real OpenFace output shows it in ~3% of
+    # frames (bench/RESULTS.md), textbook clips hardly ever.
+    runs = (0.05, (3, 11)) if profile == "clean" else (0.2, (5, 31))
+    if rng.random() < runs[0]:
         start = int(rng.integers(0, n))
-        c[start:start + int(rng.integers(3, 11)), _AU28_C] = 1.0
+        c[start:start + int(rng.integers(*runs[1])), _AU28_C] = 1.0
 
     # Head pose: position in mm, rotation in radians, drifting slowly.
     t_start = np.array([rng.uniform(-60, 60), rng.uniform(-20, 60), rng.uniform(300, 700)])
@@ -290,7 +227,7 @@ def _simulate_array(rng, emotion, n_frames, fps=DEFAULT_FPS, face_id=0, loss_rat
 
     # Tracking: confident while tracked; lost runs get low confidence, zero gaze and AUs
     # (FeatureExtraction style), landmarks and pose held from the last tracked frame.
-    confidence = np.clip(0.915 + _smooth_noise(rng, (n,), 0.05), 0.85, 0.98)
+    confidence = np.clip(0.915 + smooth_noise(rng, (n,), 0.05), 0.85, 0.98)
     lost = _loss_mask(rng, n, loss_rate)
     confidence[lost] = rng.uniform(0.0, 0.45, int(lost.sum()))
     out[:, _COL["confidence"]] = confidence
@@ -344,7 +281,8 @@ def _place(model, pose_t, pose_r, p_scale, p_tx, p_ty):
     return pix, cam
 
 
-def simulate_track(rng, emotion, n_frames, fps=DEFAULT_FPS, face_id=0, *, loss_rate=DEFAULT_LOSS_RATE):
+def simulate_track(rng, emotion, n_frames, fps=DEFAULT_FPS, face_id=0, *, loss_rate=DEFAULT_LOSS_RATE,
+                   profile=DEFAULT_PROFILE):
     """One simulated face track as a DataFrame with OpenFace 2.x's 714 columns (numeric).
 
     Values are rounded to the decimals OpenFace writes, so a written-and-read file gives the same
@@ -353,7 +291,7 @@ def simulate_track(rng, emotion, n_frames, fps=DEFAULT_FPS, face_id=0, *, loss_r
     """
     import pandas as pd  # lazy: the file writers do not need pandas
 
-    array, info = _simulate_array(rng, emotion, n_frames, fps, face_id, loss_rate)
+    array, info = _simulate_array(rng, emotion, n_frames, fps, face_id, loss_rate, profile)
     df = pd.DataFrame(array, columns=list(COLUMNS))
     for name in INT_COLUMNS:
         df[name] = df[name].astype("int64")
@@ -381,18 +319,18 @@ def _video_rngs(seed, index):
 
 
 def simulate_video(seed, index, *, frames=DEFAULT_FRAMES, fps=DEFAULT_FPS, second_face_prob=0.0,
-                   emotions=None):
+                   emotions=None, profile=DEFAULT_PROFILE):
     """All rows of one video (faces interleaved per frame) and its emotion label."""
     meta, rng0, rng1 = _video_rngs(seed, index)
     choices = _check_emotions(emotions)
     emotion = choices[int(meta.integers(len(choices)))]
     n = int(meta.integers(frames[0], frames[1] + 1))
     want_second = meta.random() < second_face_prob
-    face0, _ = _simulate_array(rng0, emotion, n, fps, 0)
+    face0, _ = _simulate_array(rng0, emotion, n, fps, 0, profile=profile)
     if not want_second:
         return face0, emotion
     other = choices[int(meta.integers(len(choices)))]
-    face1, _ = _simulate_array(rng1, other, n, fps, 1, SECOND_FACE_LOSS_RATE)
+    face1, _ = _simulate_array(rng1, other, n, fps, 1, SECOND_FACE_LOSS_RATE, profile)
     # The second face is in view for part of the video only, so it has fewer tracked frames.
     tracked0 = int(face0[:, _COL["success"]].sum())
     length = min(int(meta.integers(max(1, n // 3), max(1, int(0.8 * n)) + 1)), tracked0 - 1)
@@ -433,12 +371,12 @@ def _write_video(index, *, out_dir, seed, layout, pad, **options):
 
 def write_dataset(out_dir, n_videos, seed=0, *, frames=DEFAULT_FRAMES, fps=DEFAULT_FPS, pad=True,
                   second_face_prob=0.0, emotions=None, layout="flat", workers=None,
-                  progress=False) -> list[Path]:
+                  progress=False, profile=DEFAULT_PROFILE) -> list[Path]:
     """Write `n_videos` simulated OpenFace CSVs and `labels.csv` (video,emotion) under `out_dir`.
 
     Returns the CSV paths in video order. `layout="flat"` writes `out_dir/<video>.csv`,
     `"mer-factory"` writes `out_dir/<video>/<video>.csv`. `workers` processes share the work
-    (default min(2, cpu count)); the output does not depend on it.
+    (default min(2, cpu count)); the output does not depend on it. `profile`: sim_profiles.PROFILES.
     """
     n_videos = int(n_videos)
     if n_videos < 0:
@@ -452,6 +390,8 @@ def write_dataset(out_dir, n_videos, seed=0, *, frames=DEFAULT_FRAMES, fps=DEFAU
         raise InputError("--second-face-prob", f"must be within 0..1, got {second_face_prob}")
     if layout not in LAYOUTS:
         raise InputError("--layout", f"unknown layout {layout!r}; choose from {', '.join(LAYOUTS)}")
+    if profile not in PROFILES:
+        raise InputError("--profile", f"unknown profile {profile!r}; choose from {', '.join(PROFILES)}")
     workers = min(2, os.cpu_count() or 1) if workers is None else int(workers)
     if workers < 1:
         raise InputError("--workers", f"must be >= 1, got {workers}")
@@ -461,7 +401,7 @@ def write_dataset(out_dir, n_videos, seed=0, *, frames=DEFAULT_FRAMES, fps=DEFAU
 
     job = functools.partial(_write_video, out_dir=str(out_dir), seed=int(seed), layout=layout, pad=bool(pad),
                             frames=(lo, hi), fps=float(fps), second_face_prob=float(second_face_prob),
-                            emotions=chosen)
+                            emotions=chosen, profile=profile)
     results = []
     if workers == 1 or n_videos < 2:
         results = [job(i) for i in _progress(range(n_videos), n_videos, progress)]
@@ -486,17 +426,31 @@ def _progress(iterable, total, enabled):
 
 # --- CLI ------------------------------------------------------------------------------------------
 
+def rows_to_table(rows: np.ndarray):
+    """Face 0's rows as a canonical table (frame, success and the 35 AU columns), for statistics."""
+    import pandas as pd
+
+    face0 = rows[rows[:, _COL["face_id"]] == 0]
+    cols = ["frame", "success"] + list(facs.AU_COLUMNS)
+    return pd.DataFrame(face0[:, [_COL[c] for c in cols]], columns=cols)
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="python -m my_affectgpt.au.simulate",
         description="Write simulated OpenFace 2.x FeatureExtraction CSVs (714 columns, one emotion per "
-                    "video: neutral start, onset, apex, offset; blinks; tracking loss) and labels.csv "
-                    "(video,emotion). The same seed gives byte-identical files.",
+                    "video: a resting face, onset, apex and offset of the expression, talking, blinks, "
+                    "tracking loss) and labels.csv (video,emotion). The same seed gives byte-identical "
+                    "files. `python -m my_affectgpt.au.simulate stats --real DIR` compares real and "
+                    "simulated AU statistics (stats --help).",
         epilog="example: python -m my_affectgpt.au.simulate --videos 100 --out-dir data/sim "
                "--emotions happiness,sadness --layout mer-factory")
     p.add_argument("--videos", type=int, required=True, help="number of videos to write")
     p.add_argument("--out-dir", required=True, help="output folder (created if missing)")
     p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    p.add_argument("--profile", choices=PROFILES, default=DEFAULT_PROFILE,
+                   help="realistic (default): AU statistics of real OpenFace output (many faint AUs, "
+                        "talking, blinks); clean: textbook prototypes over a quiet baseline")
     p.add_argument("--frames", type=int, nargs=2, metavar=("MIN", "MAX"), default=list(DEFAULT_FRAMES),
                    help="frames per video, drawn uniformly in MIN..MAX (default %(default)s)")
     p.add_argument("--fps", type=float, default=DEFAULT_FPS, help="frame rate for timestamps (default 30)")
@@ -513,13 +467,30 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+def stats_parser() -> argparse.ArgumentParser:
+    from my_affectgpt.au import au_stats
+
+    p = argparse.ArgumentParser(prog="python -m my_affectgpt.au.simulate stats",
+                                description=au_stats.__doc__.split("\n\n")[0],
+                                epilog="example: python -m my_affectgpt.au.simulate stats --real "
+                                       "../shared/openface_samples --real my_openface_dir --json stats.json")
+    au_stats.add_arguments(p)
+    return p
+
+
 @cli_entry
 def main(argv=None) -> int:
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if argv[:1] == ["stats"]:
+        from my_affectgpt.au import au_stats
+
+        return au_stats.main(stats_parser().parse_args(argv[1:]))
     args = build_parser().parse_args(argv)
     paths = write_dataset(args.out_dir, args.videos, seed=args.seed, frames=tuple(args.frames), fps=args.fps,
                           pad=not args.no_pad, second_face_prob=args.second_face_prob,
-                          emotions=args.emotions, layout=args.layout, workers=args.workers, progress=True)
-    print(f"wrote {len(paths)} videos and labels.csv to {args.out_dir}")
+                          emotions=args.emotions, layout=args.layout, workers=args.workers, progress=True,
+                          profile=args.profile)
+    print(f"wrote {len(paths)} videos ({args.profile} profile) and labels.csv to {args.out_dir}")
     return 0
 
 

@@ -1,15 +1,20 @@
 """Teachers write the reference description (the assistant answer) for one frame's AU state.
 
-- `RuleTeacher`: FACS rules, no model. Objective, grouped by face region top to bottom, one
-  intensity word per AU, seeded variety of phrasing. It names exactly the active AUs, in plain
-  words (AU codes mean nothing to a text encoder), and fits CLIP's 77-token context: a
-  description that would not fit is written in the plainest wording instead.
+- `RuleTeacher`: FACS rules, no model. Objective and canonical: one sentence per face region,
+  top to bottom, each active AU by its plainest name with its FACS intensity word ("Brows: slight
+  inner brow raiser and marked brow lowerer. Mouth: faint lip parting."), so equal states get
+  equal descriptions. It names exactly the active AUs, each once, in words (AU codes mean
+  nothing to a text encoder), and always fits CLIP's 77-token context: the region wording fits
+  any 10 active AUs; a longer state (up to all 18) that would not fit is written compactly, one
+  sentence per intensity band, strongest first, whose band word covers every AU listed after
+  it ("Slight cheek raiser, dimpler and lip parting."), then the presence-only lip suck (worst
+  case, all 18 active in all five bands: 76 tokens). Nothing is dropped.
+  A fixed wording beat the earlier seeded variety of phrases when the CPU recipe was chosen on
+  the validation split: the small model copies it more faithfully (bench/RESULTS.md).
 - `APITeacher` (api_teacher.py): any OpenAI-compatible endpoint (GPT-4o, Gemini, vLLM, Ollama).
 """
 from __future__ import annotations
 
-import hashlib
-import random
 from typing import Mapping
 
 from ..common.clip_tokens import CLIP_CONTEXT, clip_token_count
@@ -20,68 +25,55 @@ TEACHERS = ("rule", "api")
 
 _REGION_LABEL = {"brows": "Brows", "eyes": "Eyes", "cheeks": "Cheeks", "nose": "Nose",
                  "mouth": "Mouth", "chin and jaw": "Chin and jaw"}
-_REGION_AREA = {"brows": "brow region", "eyes": "eye region", "cheeks": "cheek region",
-                "nose": "nose region", "mouth": "mouth region", "chin and jaw": "chin and jaw region"}
-_SENTENCES = (
-    "{Label}: {items}.",
-    "The {area} shows {items}.",
-    "In the {area} there is {items}.",
-)
-NEUTRAL_SENTENCES = (
-    "Neutral face: no facial action unit is active.",
-    "The face is at rest and neutral; no facial action unit is active.",
-    "No facial action unit is active, so the face is neutral.",
-)
+NEUTRAL_SENTENCE = "Neutral face: no facial action unit is active."
 
 
-def _article(phrase: str) -> str:
-    return "an" if phrase[0] in "aeiou" else "a"
+def _listed(items: list) -> str:
+    return items[0] if len(items) == 1 else ", ".join(items[:-1]) + " and " + items[-1]
+
+
+def plainest_phrase(code: str) -> str:
+    return min(ACTION_UNITS[code].phrases, key=len)
 
 
 class RuleTeacher:
     name = "rule"
 
-    def __init__(self, bands: IntensityBands = DEFAULT_BANDS, seed: int = 0):
+    def __init__(self, bands: IntensityBands = DEFAULT_BANDS):
         self.bands = bands
-        self.seed = seed
 
-    def rng_for(self, key: str) -> random.Random:
-        """A generator that depends only on (seed, key), so any sample can be rebuilt alone."""
-        digest = hashlib.sha256(f"{self.seed}:{key}".encode()).digest()
-        return random.Random(int.from_bytes(digest[:8], "little"))
+    def _item(self, code: str, value: float) -> str:
+        phrase = plainest_phrase(code)
+        return phrase if code in PRESENCE_ONLY else f"{BAND_WORDS[self.bands.band(value)]} {phrase}"
 
-    def _item(self, code: str, value: float, rng: random.Random | None) -> str:
-        if rng is None:  # plainest: the shortest phrase, the first band word, no article
-            phrase = min(ACTION_UNITS[code].phrases, key=len)
-            return phrase if code in PRESENCE_ONLY else f"{BAND_WORDS[self.bands.band(value)][0]} {phrase}"
-        phrase = rng.choice(ACTION_UNITS[code].phrases)
-        if code in PRESENCE_ONLY:
-            return f"{_article(phrase)} {phrase}"
-        word = rng.choice(BAND_WORDS[self.bands.band(value)])
-        return f"{_article(word)} {word} {phrase}"
-
-    def _compose(self, active: Mapping[str, float], rng: random.Random | None) -> str:
-        """Region sentences, top to bottom; `rng` None gives the plainest, shortest wording."""
+    def _by_region(self, active: Mapping[str, float]) -> str:
         by_region = {r: [] for r in REGIONS}
         for code in ALL_CODES:
             if code in active:
-                by_region[ACTION_UNITS[code].region].append(self._item(code, active[code], rng))
-        sentences = []
-        for region, items in by_region.items():
-            if not items:
-                continue
-            listed = items[0] if len(items) == 1 else ", ".join(items[:-1]) + " and " + items[-1]
-            template = rng.choice(_SENTENCES) if rng else _SENTENCES[0]
-            sentences.append(template.format(Label=_REGION_LABEL[region], area=_REGION_AREA[region],
-                                             items=listed))
+                by_region[ACTION_UNITS[code].region].append(self._item(code, active[code]))
+        return " ".join(f"{_REGION_LABEL[region]}: {_listed(items)}."
+                        for region, items in by_region.items() if items)
+
+    def _by_band(self, active: Mapping[str, float]) -> str:
+        by_band = {band: [] for band in reversed(self.bands.names)}
+        present = []
+        for code in ALL_CODES:
+            if code in active:
+                if code in PRESENCE_ONLY:
+                    present.append(plainest_phrase(code))
+                else:
+                    by_band[self.bands.band(active[code])].append(plainest_phrase(code))
+        sentences = [f"{BAND_WORDS[band].capitalize()} {_listed(items)}."
+                     for band, items in by_band.items() if items]
+        if present:
+            sentences.append(_listed(present).capitalize() + ".")
         return " ".join(sentences)
 
-    def describe(self, active: Mapping[str, float], key: str = "") -> str:
-        """Description of one frame. `active` is facs.active_aus(...); `key` seeds the phrasing."""
-        rng = self.rng_for(key)
+    def describe(self, active: Mapping[str, float]) -> str:
+        """Description of one frame; `active` is facs.active_aus(...)."""
         if not active:
-            return rng.choice(NEUTRAL_SENTENCES)
-        text = self._compose(active, rng)
+            return NEUTRAL_SENTENCE
+        text = self._by_region(active)
         if clip_token_count(text) > CLIP_CONTEXT:
-            text = self._compose(active, None)
+            text = self._by_band(active)
         return text

@@ -5,9 +5,10 @@ Two stages, so that a killed run resumes and still ends byte-identical to an uni
 1. OpenFace videos are processed in fixed chunks (in parallel); each finished chunk is one
    atomically written shard in `<out>/.work/`. A rerun with the same inputs and settings keeps
    the finished shards and does the rest.
-2. Assembly reads every shard in order, adds the other sources, drops duplicate (prompt, answer)
-   pairs, splits by video with a seeded permutation, and writes the outputs atomically. Nothing
-   in the outputs depends on timing, worker count or chunk completion order.
+2. Assembly reads every shard in order, adds the other sources, audits the references from
+   external teachers (teacher_audit.py), drops duplicate (prompt, answer) pairs, splits by
+   video with a seeded permutation, and writes the outputs atomically. Nothing in the outputs
+   depends on timing, worker count or chunk completion order.
 """
 from __future__ import annotations
 
@@ -31,6 +32,7 @@ from ..au.openface import DEFAULT_MIN_CONFIDENCE, find_openface_csvs, read_openf
 from ..au.teacher import RuleTeacher
 from ..common.atomic import atomic_open, atomic_write_text
 from ..common.errors import InputError
+from .teacher_audit import audit_references
 
 CHUNK_VIDEOS = 32
 SPLITS = ("train", "val", "test")
@@ -54,6 +56,8 @@ class BuildConfig:
     workers: int = 2
     export: str | None = None
     progress: bool = True
+    audit_filter: bool = False    # drop external references the AU judge finds unfaithful
+    audit_max_missed: int = 0     # ... or that miss more than this many active AUs
 
 
 # --- samples ---------------------------------------------------------------------------------
@@ -68,7 +72,7 @@ def _teach_chunk(job: dict) -> dict:
     """Worker: read one chunk of CSVs, sample frames, write answers (rule teacher) or leave them
     for the API teacher. Returns {"samples": [...], "errors": [...]}; bad files are errors."""
     bands = IntensityBands(**job["bands"])
-    teacher = RuleTeacher(bands, seed=job["seed"]) if job["teacher"] == "rule" else None
+    teacher = RuleTeacher(bands) if job["teacher"] == "rule" else None
     samples, errors = [], []
     for video, path in job["videos"]:
         try:
@@ -77,7 +81,7 @@ def _teach_chunk(job: dict) -> dict:
             errors.append(str(err))
             continue
         for f in sampled_frame_aus(track, job["frames"], job["sampling"], bands):
-            answer = teacher.describe(f.active, key=f"{video}:{f.frame}") if teacher else None
+            answer = teacher.describe(f.active) if teacher else None
             samples.append({"id": f"{video}_f{f.frame:04d}", "video": video, "frame": f.frame,
                             "source": f"openface+{job['teacher']}", "au": f.au,
                             "prompt": f.prompt, "answer": answer})
@@ -183,10 +187,9 @@ def _fill_answers(cfg: BuildConfig, pending: list, log) -> None:
     if not missing:
         return
     if cfg.teacher == "rule":
-        teacher = RuleTeacher(cfg.bands, seed=cfg.seed)
+        teacher = RuleTeacher(cfg.bands)
         for s in missing:
-            s["answer"] = teacher.describe(active_aus(s["au"], cfg.bands),
-                                           key=f"{s['video']}:{s['frame']}")
+            s["answer"] = teacher.describe(active_aus(s["au"], cfg.bands))
         return
     from ..au.api_teacher import APITeacher
 
@@ -227,7 +230,7 @@ def _percentiles(values: list) -> dict:
             "max": int(a.max()), "mean": round(float(a.mean()), 2)}
 
 
-def _stats(cfg: BuildConfig, by_split: dict, dropped: int, errors: list) -> dict:
+def _stats(cfg: BuildConfig, by_split: dict, dropped: int, errors: list, audit) -> dict:
     sources: dict = {}
     au_freq = {c: 0 for c in ALL_CODES}
     words, chars = [], []
@@ -253,10 +256,12 @@ def _stats(cfg: BuildConfig, by_split: dict, dropped: int, errors: list) -> dict
         "neutral_share": round(neutral / max(n_total, 1), 4),
         "answer_words": _percentiles(words),
         "answer_chars": _percentiles(chars),
+        "teacher_audit": audit,
         "settings": {"seed": cfg.seed, "teacher": cfg.teacher, "prompt_version": prompts.PROMPT_VERSION,
                      "frames_per_video": cfg.frames_per_video, "sampling": cfg.sampling,
                      "split": list(cfg.split), "min_confidence": cfg.min_confidence,
-                     "max_samples": cfg.max_samples, "bands": asdict(cfg.bands)},
+                     "max_samples": cfg.max_samples, "bands": asdict(cfg.bands),
+                     "audit_filter": cfg.audit_filter, "audit_max_missed": cfg.audit_max_missed},
     }
 
 
@@ -301,6 +306,8 @@ def build(cfg: BuildConfig, log=print) -> dict:
         raise InputError(None, f"--split needs three fractions summing to 1, got {list(cfg.split)}")
     if cfg.frames_per_video < 1:
         raise InputError(None, "--frames-per-video must be >= 1")
+    if cfg.audit_max_missed < 0:
+        raise InputError(None, f"--audit-max-missed must be >= 0, got {cfg.audit_max_missed}")
     out = Path(cfg.out_dir)
     # Validate the cheap sources before the long OpenFace stage, so a typo fails in seconds.
     record_errors: list = []
@@ -309,6 +316,9 @@ def build(cfg: BuildConfig, log=print) -> dict:
     samples += records
     errors += record_errors
     _fill_answers(cfg, samples, log)
+    # Before de-duplication, so the audit and the filter see every reference whatever its order.
+    samples, audit = audit_references(samples, cfg.bands, drop=cfg.audit_filter,
+                                      max_missed=cfg.audit_max_missed, log=log)
 
     kept, seen, dropped = [], set(), 0
     for s in samples:
@@ -325,17 +335,21 @@ def build(cfg: BuildConfig, log=print) -> dict:
         shutil.rmtree(out / ".work", ignore_errors=True)
         with contextlib.suppress(OSError):
             out.rmdir()
-        if len(errors) == 1:
+        gone = (audit or {}).get("dropped") or {}
+        if len(errors) == 1 and not gone:
             raise InputError(None, errors[0])
         for e in errors:
             log(f"error: {e} (skipped)")
+        if gone:
+            raise InputError(None, f"no usable samples: --audit-filter dropped all "
+                                   f"{gone['total']} references")
         raise InputError(None, f"no usable samples: all {len(errors)} inputs were skipped")
 
     split_of = _split_videos(list({s["video"] for s in kept}), tuple(cfg.split), cfg.seed)
     by_split = {k: [] for k in SPLITS}
     for s in kept:
         by_split[split_of[s["video"]]].append(make_sample(s))
-    stats = _stats(cfg, by_split, dropped, errors)
+    stats = _stats(cfg, by_split, dropped, errors, audit)
     for split, rows in by_split.items():
         _write_jsonl(out / f"{split}.jsonl", rows)
     if cfg.export == "llamafactory":

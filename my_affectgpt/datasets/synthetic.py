@@ -213,7 +213,8 @@ def write_video(root: Path, settings: Settings, split: str, index: int, emotion:
     (root / "audio" / f"{name}.wav").write_bytes(_wav_bytes(samples, settings.sample_rate))
 
     n_rows = int(au_rng.integers(settings.openface_frames[0], settings.openface_frames[1] + 1))
-    track = simulate.simulate_track(au_rng, emotion, n_rows)
+    # Clean prototypes: in this data set the AUs alone carry the emotion (bench_au_signal.py).
+    track = simulate.simulate_track(au_rng, emotion, n_rows, profile="clean")
     csv_dir = root / "openface_output" / name
     csv_dir.mkdir(parents=True, exist_ok=True)
     (csv_dir / f"{name}.csv").write_text(simulate.format_csv(track.to_numpy(dtype=float)), encoding="utf-8")

@@ -123,12 +123,14 @@ def _describe(name, model, tokenizer, prompts, gen_kwargs, progress, bar_positio
     return out, time.perf_counter() - t0
 
 
-def _figures(items, probe_states, prompts, generated, elapsed, loss):
-    """(figures, data outputs, probe outputs) of one model's descriptions."""
+def _figures(items, probe_states, prompts, generated, elapsed, loss, timed_prompts=None):
+    """(figures, data outputs, probe outputs) of one model's descriptions; `timed_prompts`: all
+    prompts generated in `elapsed` seconds (default `prompts`)."""
     outputs, probe_out = generated[:len(items)], generated[len(items):]
     result = score([Scored(it.au, o, it.reference) for it, o in zip(items, outputs)])
     result["unique_prompts"] = len(set(prompts[:len(items)]))
-    result["descriptions_per_s"] = round(len(set(prompts)) / elapsed, 3) if elapsed > 0 else None
+    timed = len(set(timed_prompts or prompts))
+    result["descriptions_per_s"] = round(timed / elapsed, 3) if elapsed > 0 else None
     result["eval_loss"] = loss
     result["probe_scores"] = score([Scored(au, o) for (_, au), o in zip(probe_states, probe_out)])
     return result, outputs, probe_out
@@ -170,18 +172,21 @@ def _side_by_side_threads(base, device):
 
 def _rule_teacher(items, probe_states):
     t = RuleTeacher()
-    outs = [t.describe(active_aus(it.au), key=it.key) for it in items]
+    outs = [t.describe(active_aus(it.au)) for it in items]
     result = score([Scored(it.au, o, it.reference) for it, o in zip(items, outs)])
-    probe_out = [t.describe(active_aus(au), key=label) for label, au in probe_states]
+    probe_out = [t.describe(active_aus(au)) for _, au in probe_states]
     result["probe_scores"] = score([Scored(au, o) for (_, au), o in zip(probe_states, probe_out)])
     return result, probe_out
 
 
 def evaluate(items, *, adapter, base=None, device="cpu", dtype=None, baselines=True,
              batch_size=16, max_new_tokens=96, progress=True, examples=5,
-             side_by_side=None) -> dict:
+             side_by_side=None, real=None) -> dict:
     """The full report as a dict: the tuned model's figures at the top level, the untuned base
     and the rule teacher under `baselines`, the probe table under `probes`.
+
+    real: optional (items, provenance) of real OpenFace frames (au_real_frames.py); the tuned
+    model and the rule teacher are then also scored on them, under `real_frames`.
 
     side_by_side (None: automatic): on a CPU with >= 2 threads and a small model, the untuned
     base generates in a second process while this one generates with the tuned model and then
@@ -212,9 +217,12 @@ def evaluate(items, *, adapter, base=None, device="cpu", dtype=None, baselines=T
         torch.set_num_threads(split[0])
     try:
         model, tok = load_for_generation(base, adapter, device=device, dtype=dtype)
-        generated, elapsed = _describe("tuned", model, tok, prompts, gen_kwargs, progress)
+        real_prompts = [au_state_text(active_aus(it.au)) for it in real[0]] if real else []
+        generated, elapsed = _describe("tuned", model, tok, prompts + real_prompts, gen_kwargs, progress)
+        generated, real_out = generated[:len(prompts)], generated[len(prompts):]
         loss = eval_loss(model, tok, items, progress=progress)
-        tuned, outputs, tuned_probe = _figures(items, probe_states, prompts, generated, elapsed, loss)
+        tuned, outputs, tuned_probe = _figures(items, probe_states, prompts, generated, elapsed, loss,
+                                               prompts + real_prompts)
         del model
         base_result = None
         if baselines:
@@ -252,11 +260,36 @@ def evaluate(items, *, adapter, base=None, device="cpu", dtype=None, baselines=T
     for (label, au), t_out, b_out, r_out in zip(probe_states, tuned_probe, base_probe, rule_probe):
         report["probes"].append({"probe": label, "input": au_state_text(active_aus(au)),
                                  "tuned": t_out, "base": b_out, "rule_teacher": r_out})
+    if real:
+        report["real_frames"] = _real_section(*real, real_out)
     return report
 
 
-METRICS = ("eval_loss", "au_precision", "au_recall", "au_f1", "hallucination_rate",
+def _real_section(items, provenance, outputs) -> dict:
+    """Figures of the tuned model and the rule teacher on real frames, with every output."""
+    t = RuleTeacher()
+    rule = [t.describe(active_aus(it.au)) for it in items]
+    return {"provenance": provenance, "n_samples": len(items),
+            "tuned": score([Scored(it.au, o) for it, o in zip(items, outputs)]),
+            "rule_teacher": score([Scored(it.au, o) for it, o in zip(items, rule)]),
+            "outputs": [{"frame": it.key, "input": au_state_text(active_aus(it.au)), "output": o}
+                        for it, o in zip(items, outputs)]}
+
+
+METRICS = ("eval_loss", "au_precision", "au_recall", "au_f1", "hallucination_rate", "omission_rate",
            "emotion_word_rate", "band_agreement", "rouge_l", "mean_words", "descriptions_per_s")
+# Read by the rule teacher's own lexicon, shown beside the judge's while the two differ.
+LEXICON_ROWS = {"au_f1": "lexicon au_f1", "hallucination_rate": "lexicon halluc.",
+                "band_agreement": "lexicon band"}
+
+
+def _metric_rows(cols) -> list:
+    lines = [f"{m:<20}" + "".join(f"{_fmt(c.get(m)):>16}" for _, c in cols)
+             for m in METRICS if any(c.get(m) is not None for _, c in cols)]
+    if any("lexicon" in c for _, c in cols):
+        lines += [f"{label:<20}" + "".join(f"{_fmt(c.get('lexicon', c).get(m)):>16}" for _, c in cols)
+                  for m, label in LEXICON_ROWS.items()]
+    return lines
 
 
 def _fmt(v) -> str:
@@ -270,8 +303,7 @@ def format_report(report: dict) -> str:
     lines = [f"AU Agent evaluation: {report['n_samples']} samples, adapter {report['adapter']}, "
              f"base {report['base_model']}", f"generation: {report['generation']}", ""]
     lines.append(f"{'metric':<20}" + "".join(f"{name:>16}" for name, _ in cols))
-    for m in METRICS:
-        lines.append(f"{m:<20}" + "".join(f"{_fmt(c.get(m)):>16}" for _, c in cols))
+    lines += _metric_rows(cols)
     lines.append(f"{'probe au_f1':<20}" + "".join(f"{_fmt(c['probe_scores']['au_f1']):>16}" for _, c in cols))
     lines.append(f"{'probe hallucination':<20}"
                  + "".join(f"{_fmt(c['probe_scores']['hallucination_rate']):>16}" for _, c in cols))
@@ -282,9 +314,21 @@ def format_report(report: dict) -> str:
         if p["base"] is not None:
             lines.append(f"    base:  {p['base'][:300]}")
         lines.append(f"    rule:  {p['rule_teacher']}")
+    if "real_frames" in report:
+        lines += _format_real(report["real_frames"])
     if report["examples"]:
         lines += ["", "Examples from the data (input -> output / reference):"]
         for e in report["examples"]:
             lines += [f"- {e['input']}", f"    output:    {e['output']}",
                       f"    reference: {e['reference']}"]
     return "\n".join(lines)
+
+
+def _format_real(real: dict) -> list:
+    from .au_real_frames import describe_provenance
+
+    cols = [("tuned", real["tuned"]), ("rule_teacher", real["rule_teacher"])]
+    lines = ["", f"Real OpenFace frames ({real['n_samples']} frames, never used in training):"]
+    lines += describe_provenance(real["provenance"])
+    lines.append(f"{'metric':<20}" + "".join(f"{name:>16}" for name, _ in cols))
+    return lines + _metric_rows(cols)

@@ -1,5 +1,7 @@
 """Scores for AU descriptions: do they name exactly the active AUs, at the right intensity,
-without emotion words? All read through the FACS lexicon the rule teacher writes with.
+without emotion words? Read by the AU judge (au_judge.py), which shares no vocabulary with the
+rule teacher; the teacher's own reader (au/lexicon.py) is reported beside it, labelled
+`lexicon`, wherever the two still differ.
 """
 from __future__ import annotations
 
@@ -8,6 +10,11 @@ from typing import Iterable, Mapping
 
 from ..au.facs import DEFAULT_BANDS, PRESENCE_ONLY, IntensityBands, active_aus
 from ..au.lexicon import emotion_words, mentioned_aus, mentioned_bands
+from .au_judge import judge_scores
+
+# The faithfulness figures both readers give, for the side-by-side `lexicon` entry.
+SHARED_FIGURES = ("au_precision", "au_recall", "au_f1", "hallucination_rate", "band_agreement",
+                  "emotion_word_rate")
 
 
 @dataclass(frozen=True)
@@ -37,21 +44,27 @@ def rouge_l(candidate: str, reference: str) -> float:
 
 
 def score(items: Iterable[Scored], bands: IntensityBands = DEFAULT_BANDS) -> dict:
-    """Micro-averaged AU precision/recall/F1 over all outputs, plus per-output rates.
+    """The judge's figures over all outputs (judge_scores: micro AU precision/recall/F1,
+    hallucination, omission and contradiction rates, band agreement, emotion-word rate), plus
+    rouge_l (mean over items that have a reference, None when none has) and mean_words; and,
+    when they differ, the lexicon's figures under `lexicon`."""
+    items = list(items)
+    out = judge_scores([(it.au, it.output) for it in items], bands)
+    rouge = [rouge_l(it.output, it.reference) for it in items if it.reference is not None]
+    out["rouge_l"] = round(sum(rouge) / len(rouge), 4) if rouge else None
+    out["mean_words"] = round(sum(len(it.output.split()) for it in items) / len(items), 2) if items else None
+    lexicon = lexicon_score(items, bands)
+    if any(lexicon[k] != out.get(k) for k in SHARED_FIGURES):
+        out["lexicon"] = lexicon
+    return out
 
-    - hallucination_rate: share of outputs that name at least one inactive AU;
-    - emotion_word_rate: share of outputs that use an emotion word;
-    - band_agreement: share of correctly mentioned intensity AUs whose intensity word is the
-      input's band (a mention without any intensity word counts as a disagreement);
-    - rouge_l: mean over items that have a reference (None when none has).
-    """
+
+def lexicon_score(items: list, bands: IntensityBands = DEFAULT_BANDS) -> dict:
+    """The same figures read with the rule teacher's lexicon (a mention without any intensity
+    word counts as a band disagreement)."""
     tp = fp = fn = 0
-    n = halluc = emo = 0
-    band_ok = band_total = 0
-    words = 0
-    rouge = []
+    halluc = emo = band_ok = band_total = 0
     for it in items:
-        n += 1
         active = active_aus(it.au, bands)
         said = mentioned_aus(it.output)
         tp += len(said & set(active))
@@ -59,26 +72,16 @@ def score(items: Iterable[Scored], bands: IntensityBands = DEFAULT_BANDS) -> dic
         fn += len(set(active) - said)
         halluc += bool(said - set(active))
         emo += bool(emotion_words(it.output))
-        words += len(it.output.split())
         stated = mentioned_bands(it.output)
         for code in said & set(active):
-            if code in PRESENCE_ONLY:
-                continue
-            band_total += 1
-            band_ok += stated.get(code) == bands.band(active[code])
-        if it.reference is not None:
-            rouge.append(rouge_l(it.output, it.reference))
+            if code not in PRESENCE_ONLY:
+                band_total += 1
+                band_ok += stated.get(code) == bands.band(active[code])
+    n = len(items)
     precision = tp / (tp + fp) if tp + fp else (1.0 if fn == 0 else 0.0)
     recall = tp / (tp + fn) if tp + fn else 1.0
     f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
-    return {
-        "n": n,
-        "au_precision": round(precision, 4),
-        "au_recall": round(recall, 4),
-        "au_f1": round(f1, 4),
-        "hallucination_rate": round(halluc / n, 4) if n else None,
-        "emotion_word_rate": round(emo / n, 4) if n else None,
-        "band_agreement": round(band_ok / band_total, 4) if band_total else None,
-        "rouge_l": round(sum(rouge) / len(rouge), 4) if rouge else None,
-        "mean_words": round(words / n, 2) if n else None,
-    }
+    return {"au_precision": round(precision, 4), "au_recall": round(recall, 4), "au_f1": round(f1, 4),
+            "hallucination_rate": round(halluc / n, 4) if n else None,
+            "band_agreement": round(band_ok / band_total, 4) if band_total else None,
+            "emotion_word_rate": round(emo / n, 4) if n else None}

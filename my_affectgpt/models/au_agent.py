@@ -14,8 +14,8 @@ with a sampled `generate` call inside the data path costs tens of GPU-hours per 
   generation settings answers every prompt seen before, in any later run or process, without
   even loading the model;
 - neutral shortcut: a frame with no active AU (canonical prompt ``neutral``) gets the fixed
-  sentence NEUTRAL_DESCRIPTION without a model call. It is one of the sentences the rule teacher
-  writes for neutral frames, so a fine-tuned adapter was trained towards it; it is part of the
+  sentence NEUTRAL_DESCRIPTION without a model call. It is the sentence the rule teacher writes
+  for neutral frames, so a fine-tuned adapter was trained towards it; it is part of the
   identity, and `au_agent_neutral_shortcut: false` sends neutral frames to the model instead.
 
 Backends (one output contract: a list of descriptions in input order):
@@ -56,7 +56,7 @@ from my_affectgpt.au.frames import FrameAU, frame_aus
 from my_affectgpt.au.openface import (DEFAULT_MIN_CONFIDENCE, find_openface_csvs,
                                       read_openface_csv, video_name)
 from my_affectgpt.au.sampling import SAMPLING_METHODS, sample_frames
-from my_affectgpt.au.teacher import NEUTRAL_SENTENCES, RuleTeacher
+from my_affectgpt.au.teacher import NEUTRAL_SENTENCE, RuleTeacher
 from my_affectgpt.common.errors import InputError, cli_entry
 from my_affectgpt.common.kv_cache import KVCache
 from my_affectgpt.models import base_llm
@@ -68,7 +68,7 @@ log = logging.getLogger(__name__)
 
 BACKENDS = ("hf", "template", "vllm")
 NEUTRAL_PROMPT = "neutral"
-NEUTRAL_DESCRIPTION = NEUTRAL_SENTENCES[0]
+NEUTRAL_DESCRIPTION = NEUTRAL_SENTENCE
 FEATURE_FORMAT = 1        # bump when the per-video rules above change
 CPU_BATCH, GPU_BATCH = 32, 128
 
@@ -306,20 +306,20 @@ def parse_au_text(text: str) -> dict:
 # ---- backends -------------------------------------------------------------------------------
 
 class TemplateBackend:
-    """The rule teacher: a fixed key (the prompt) gives equal prompts equal descriptions."""
+    """The rule teacher: its canonical wording gives equal prompts equal descriptions."""
 
     name = "template"
     uses_cache = False  # instant; a cache would only cost disk
 
     def __init__(self, config: AUAgentConfig):
-        self.teacher = RuleTeacher(bands=config.bands, seed=0)
+        self.teacher = RuleTeacher(bands=config.bands)
 
     def identity(self) -> dict:
-        return {"backend": self.name, "teacher": "rule", "seed": self.teacher.seed,
+        return {"backend": self.name, "teacher": "rule",
                 "bands": dataclasses.asdict(self.teacher.bands)}
 
     def generate(self, texts: Sequence[str], progress: bool = False) -> Iterator[tuple[list, list]]:
-        yield list(texts), [self.teacher.describe(parse_au_text(t), key=t) for t in texts]
+        yield list(texts), [self.teacher.describe(parse_au_text(t)) for t in texts]
 
 
 class HFBackend:

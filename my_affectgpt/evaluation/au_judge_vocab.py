@@ -1,0 +1,524 @@
+"""The AU judge's own vocabulary: face parts, movements, direct cues, intensity and negation words.
+
+Written from the annotation guideline (tests/data/au_judge_guideline.md) and FACS, independently
+of the words the rule teacher writes with, so the judge can score that teacher fairly too.
+
+A movement is read as a face PART plus a MOVE ("the cheeks lift", "a lift of the cheeks",
+"lowered brows", "brow lowerer"); `COMBOS[move][part]` says which AUs that pair asserts. Direct
+CUES need no part ("smile", "crow's feet"), nor do MUSCLES (which assert nothing at rest).
+`UNMAPPED` marks movements that are none of OpenFace's 18 AUs (puckered lips, head tilt). The
+compiled tables at the end are matched on lower-cased text; the reader resolves overlaps by
+keeping the longest match.
+"""
+from __future__ import annotations
+
+import re
+
+try:
+    import re._parser as _sre
+except ImportError:          # Python < 3.11
+    import sre_parse as _sre
+
+UNMAPPED = "unmapped"   # a COMBOS/CUES value: a facial movement outside the 18 AUs
+NEUTRAL = ()            # a pair that asserts nothing ("eyes open", "mouth closed")
+
+
+def alt(*parts: str) -> str:
+    return "(?:" + "|".join(parts) + ")"
+
+
+def forms(word: str) -> list[str]:
+    """raise -> raises, raised, raising, raiser(s); a trailing '!' doubles: drop! -> dropped."""
+    w = word.rstrip("!")
+    if w.endswith("e"):
+        return [w, w + "s", w + "d", w[:-1] + "ing", w + "r", w + "rs"]
+    base = w + w[-1] if word.endswith("!") else w
+    s = w + "es" if w.endswith(("s", "sh", "ch", "x", "z")) else w + "s"
+    return [w, s, base + "ed", base + "ing", base + "er", base + "ers"]
+
+
+def W(*words: str) -> str:
+    """Alternation, longest first (regex alternation takes the first branch that matches)."""
+    return alt(*sorted(set(words), key=len, reverse=True))
+
+
+def WS(text: str) -> str:
+    """W over space-separated words; "_" joins a multi-word one."""
+    return W(*(w.replace("_", r"\s+") for w in text.split()))
+
+
+def V(*words: str) -> str:
+    """Alternation of all inflections of `words`."""
+    return W(*(f for w in words for f in forms(w)))
+
+
+# --- face parts -------------------------------------------------------------------------------
+DET = r"(?:(?:the|her|his|their|its|both|each|either)\s+)?"
+BROW = r"(?:eye[- ]?)?brows?"
+SEG = W("ends?", "corners?", "parts?", "portions?", "edges?", "sections?", "heads?", "halves",
+        "half", "tips?", "points?", "segments?", "regions?", "areas?", "sides?", "margins?",
+        "fibres", "fibers", "tails?")
+EYE_SEG = W("corners?", "edges?", "sides?", "outer corners?", "outer edges?")
+
+
+def _brow_part(side: str) -> str:
+    return alt(rf"{side}[- ]{BROW}", rf"{side}\s+{SEG}\s+of\s+{DET}{BROW}",
+               rf"{BROW}['’]?s?\s+{side}\s+{SEG}")
+
+
+PARTS: dict[str, str] = {
+    "inner_brows": alt(_brow_part(W("inner", "medial")),
+                       rf"(?:middle|cent(?:er|re))\s+of\s+{DET}{BROW}"),
+    "outer_brows": alt(_brow_part(W("outer", "lateral")), rf"{BROW}\s+tails?",
+                       rf"tails?\s+of\s+{DET}{BROW}"),
+    "brows": alt(rf"(?:inner\s+and\s+outer|outer\s+and\s+inner)\s+{BROW}", BROW,
+                 r"brow\s*line", r"brow\s+ridges?"),
+    "forehead": r"foreheads?",
+    "upper_lids": r"(?:upper|top)\s+(?:eye[- ]?)?lids?",
+    "lower_lids": r"(?:lower|bottom)\s+(?:eye[- ]?)?lids?",
+    "lids": r"(?:eye[- ]?)?lids?",
+    "eye_corners": alt(rf"{EYE_SEG}\s+of\s+{DET}eyes?", r"(?:outer\s+)?eye\s+corners?"),
+    "eyes": r"eyes?|eyeballs?|palpebral\s+fissures?|eye\s+(?:apertures?|openings?)",
+    "cheeks": alt(r"cheeks?", r"cheekbones?", rf"(?:apples?|tops?)\s+of\s+{DET}cheeks?"),
+    "nose": alt(r"nose", r"nasal(?:\s+bridge)?", rf"(?:bridge|sides?|root)\s+of\s+{DET}nose"),
+    "nostrils": r"nostrils?|nares|(?:nasal\s+)?alae|nasal\s+wings?",
+    "upper_lip": r"(?:upper|top)\s+lip",
+    "lower_lip": r"(?:lower|bottom)\s+lip",
+    "lip_corners": alt(r"(?:lip|mouth)[- ]?corners?", rf"corners?\s+of\s+{DET}(?:mouth|lips)",
+                       r"(?:oral\s+)?commissures?", rf"angles?\s+of\s+{DET}mouth",
+                       r"(?:lip|mouth)\s+angles?"),
+    "corners": r"corners?",
+    "lips": r"lips?",
+    "mouth": r"mouth",
+    "jaw": r"(?:lower\s+)?jaw(?:\s*line)?|mandible",
+    "chin": r"chin(?:\s+boss)?",
+    "head": r"head",
+    "gaze": r"gaze|line\s+of\s+sight",
+    "teeth": r"teeth|tooth",
+    "tongue": r"tongue",
+}
+NON_AU_PARTS = frozenset({"head", "gaze", "nostrils", "teeth", "tongue"})
+
+# --- movements --------------------------------------------------------------------------------
+ADVERB = r"(?:\s+\w+ly)?"
+RAISE = alt(V("raise", "lift", "elevate", "hike"), r"upraised", r"elevation", r"rise[sn]?",
+            r"rising", r"rose")
+UP = W("up", "upward", "upwards")
+DOWN = W("down", "downward", "downwards")
+DIR_VERBS = V("pull", "draw", "push", "turn", "curl", "tug!", "move", "go", "perk", "angle",
+              "curve", "quirk", "hitch", "tick", "flick", "slant", "point", "shift", "sweep",
+              "bend", "tilt", "hook")
+_SIDEWAYS = "back backward backwards sideways laterally outward outwards horizontally"
+_IN = r"in(?!\s+(?:a|an|the)\b)"    # "drawn in", not "pressed in a line"
+DIR = alt(DIR_VERBS, r"drawn", r"went", r"gone", r"goes", r"bent", r"swept")
+_DIR_NOUN = V("pull", "push", "turn", "curl", "tilt", "curve", "lift", "draw", "stretch", "spread",
+              "movement")                      # "an upward pull", "a sideways stretch"
+MOVES: dict[str, str] = {
+    "raise_inner": alt(rf"{RAISE}{ADVERB}\s+(?:in|at|toward|towards)\s+the\s+"
+                       rf"{W('middle', 'center', 'centre')}", rf"{RAISE}\s+medially"),
+    "raise_outer": alt(rf"{RAISE}{ADVERB}\s+at\s+the\s+outer\s+{SEG}", rf"{RAISE}\s+laterally"),
+    "up": alt(rf"{DIR}{ADVERB}\s+{UP}", r"up[- ]?turned", r"turned[- ]up", r"upturn(?:s|ing)?",
+              rf"{UP}\s+{_DIR_NOUN}", r"upwards?"),
+    "down": alt(rf"{DIR}{ADVERB}\s+{DOWN}", r"down[- ]?turned", r"turned[- ]down",
+                r"downturn(?:s|ing)?", rf"{DOWN}\s+{_DIR_NOUN}", r"downwards?"),
+    "raise": RAISE,
+    "retract": V("retract"),
+    "lower": alt(V("lower", "depress"), r"depressors?", r"depression"),
+    "drop": alt(V("drop!", "slacken"), r"slack", r"fall(?:s|en|ing)?", r"fell"),
+    "together": alt(rf"{alt(DIR, V('knit!', 'pinch', 'bring', 'come', 'squeeze', 'gather'))}"
+                    rf"{ADVERB}\s+(?:closer\s+)?together", r"drawn\s+(?:closer\s+)?together",
+                    r"brought\s+together"),
+    "furrow": alt(V("furrow", "knit!", "knot!", "pinch", "crease", "contract", "scrunch"),
+                  r"contractions?"),
+    "frown": V("frown", "scowl"),
+    "arch": r"arched|arching|arches",
+    "oblique": alt(r"oblique(?:ly)?", rf"{V('slant', 'angle', 'tilt')}{ADVERB}\s+{UP}",
+                   r"slanted|slanting"),
+    "wide_open": alt(r"wide[- ]open(?:ed)?", rf"{V('open')}\s+wide", r"gap(?:e|es|ed|ing)",
+                     r"agape"),
+    "widen": alt(V("widen"), r"wide"),
+    "stare": r"star(?:e|es|ed|ing)",
+    "slightly_open": alt(rf"{WS('slightly a_little a_bit barely just partly partially half')}"
+                         r"[- ]?(?:open(?:ed|s|ing)?|ajar)", r"ajar",
+                         rf"{WS('somewhat faintly marginally minimally a_touch')}\s+open(?:ed)?"),
+    "open": alt(V("open"), rf"{alt(V('drop!', 'fall', 'hang', 'swing'), 'fell', 'hung')}"
+                           rf"{ADVERB}\s+(?:open|loose|slack)"),
+    "half_close": r"half[- ]?(?:closed|shut|lidded)|hooded|heavy[- ]lidded",
+    "squeeze_shut": alt(rf"{V('squeeze')}{ADVERB}\s+(?:shut|closed)",
+                        r"screw(?:ed|s)?\s+(?:up|shut)"),
+    "close": alt(rf"(?:tightly\s+)?{V('close')}", r"closure", r"(?:tightly\s+)?shut(?:s|ting)?",
+                 r"shut\s+tight(?:ly)?"),
+    "blink": alt(V("blink"), r"mid-blink"),
+    "narrow": V("narrow"),
+    "squint": V("squint"),
+    "tighten": alt(V("tighten", "tense"), r"tight", r"tension", r"tenseness",
+                   rf"{alt(V('pull', 'draw'), 'drawn')}\s+tight(?:ly)?"),
+    "squeeze": V("squeeze"),
+    "wrinkle": alt(V("wrinkle", "crinkle"), r"wrinkly"),
+    "curl": V("curl"),
+    "pull": V("pull", "tug!"),
+    "motion": alt(r"mov(?:e|es|ed|ing|ements?)", r"motions?"),   # named only to be denied
+    "draw": alt(V("push", "draw", "bring", "move"), r"drawn|brought"),
+    "side": alt(rf"{alt(DIR, V('stretch', 'spread'))}{ADVERB}\s+{WS(_SIDEWAYS + ' wide widely')}",
+                rf"{alt(DIR, V('stretch'))}\s+to\s+(?:the|both|either)\s+sides?",
+                rf"{WS('sideways lateral horizontal outward backward')}\s+{_DIR_NOUN}"),
+    "inward": alt(rf"{alt(DIR, V('tuck', 'suck', 'roll', 'press'))}{ADVERB}\s+"
+                  rf"{W(_IN, 'inward', 'inwards', 'inside')}",
+                  r"tuck(?:ed|s|ing)?"),
+    "suck": V("suck"),
+    "dimple": alt(V("dimple"), r"dimplers?"),
+    "stretch": V("stretch"),
+    "press": alt(r"pressors?", r"compressions?",
+                 rf"{V('press', 'compress', 'clamp', 'seal')}(?:{ADVERB}\s+"
+                 rf"(?:{WS('together shut closed tight tightly firmly')}"
+                 r"|in(?:to)?\s+an?\s+(?:\w+\s+)?line))?"),
+    "thin": r"thinned|thinning|thins",
+    "part": alt(r"parts|parted|parting|part(?!\s+of)", rf"{DIR}\s+apart", r"apart(?!\s+from)",
+                V("separate"), r"separation", r"unsealed"),
+    "pout": V("pout"),
+    "bunch": V("bunch"),
+    "bulge": V("bulge"),
+    "droop": alt(V("droop", "sag!"), r"droopy"),
+    "pucker": alt(V("pucker", "purse", "funnel"), r"funnell(?:ed|ing)"),
+    "puff": V("puff", "inflate", "balloon"),
+    "flare": V("flare", "dilate"),
+    "clench": alt(V("clench", "grit!", "grind", "gnash"), r"ground"),
+    "bare": r"bared|baring|bares|exposed|exposing",
+    "bite": r"bite|bit(?:es|ing|ten)",
+    "head_turn": alt(V("tilt", "turn", "nod!", "shake", "cock", "jerk", "bow", "incline", "rotate",
+                       "lean", "tip!", "avert", "divert"), r"shook|downcast|averted"),
+    "twitch": V("twitch", "quiver", "tremble", "flutter", "spasm", "jut!", "thrust", "protrude",
+                "lick", "roll"),
+}
+# a direction word after "pulls the lip corners ..." picks the movement
+DIRECTIONS = {w: move for move, words in (
+    ("up", "up upward upwards"), ("down", "down downward downwards"), ("together", "together"),
+    ("side", "back backward sideways laterally outward horizontally"), ("part", "apart"),
+    ("inward", "in inward inwards"), ("open", "open"), ("widen", "wide"), ("tighten", "tight"),
+    ("close", "shut closed")) for w in words.split()}
+NON_AU_MOVES = frozenset({"pucker", "puff", "flare", "clench", "bare", "bite", "twitch",
+                          "half_close"})
+# moves that assert their AU only when denied: "no jaw movement" denies AU26 (the jaw's only
+# AU among the 18), "the jaw moves" asserts nothing (it may thrust or slide, AU29/AU30)
+DENY_ONLY_MOVES = frozenset({"motion"})
+
+# move: part=AUs ...  ("-": a movement outside the 18 AUs; "0": asserts nothing; "*": any other
+# part; "_": the move with no part beside it). A part missing from a move falls back to the
+# broader part in PART_FALLBACK (a bare "corners" reads as lip corners).
+_COMBOS = """
+raise_inner: brows,inner_brows,forehead=01
+raise_outer: brows,outer_brows=02
+raise: inner_brows=01 outer_brows=02 brows,forehead=01+02 lids=05 lower_lids=07 cheeks=06
+    upper_lip=10 lip_corners=12 lower_lip,chin=17
+up: inner_brows=01 outer_brows=02 brows=01+02 lids=05 lower_lids=07 cheeks=06 lips=10
+    lip_corners,mouth=12 lower_lip,chin=17
+oblique: brows=01
+retract: lids=05 lip_corners,lips=20
+arch: brows=01+02 inner_brows=01 outer_brows=02
+lower: brows=04 lip_corners=15 jaw=26 lower_lip,lids=-
+down: brows=04 lip_corners,mouth,lips=15 jaw=26 lower_lip,eyes=-
+drop: jaw=26 lip_corners=15 brows=04 lower_lip,lids=-
+together: brows=04 lips=23
+furrow: brows,forehead=04 nose=09 chin=17
+frown: mouth,lips,lip_corners=15 *,_=04
+widen: eyes,lids=05 lips=20
+wide_open: eyes,lids=05 mouth,lips=25+26 jaw=26
+stare: eyes=05
+open: mouth=25+26 lips=25 jaw=26 eyes=0
+slightly_open: mouth,lips,jaw=25 eyes,lids=-
+half_close: eyes,lids,_=-
+squeeze_shut: eyes,lids=07+45
+close: eyes,lids=45 mouth,lips=0
+blink: *,_=45
+narrow: eyes,lids=07 lips,mouth=23
+squint: *,_=07
+tighten: eyes,lids=07 lips,mouth=23 lip_corners=14 jaw=-
+squeeze: eyes,lids=07
+wrinkle: nose=09 forehead=01+02 chin=17 eyes=06
+curl: upper_lip,lips=10 lower_lip=-
+pull: lip_corners=12
+motion: jaw=26
+draw:
+side: lip_corners,lips,mouth=20
+inward: lip_corners=14 lips=28 cheeks=-
+suck: lips=28 cheeks=-
+dimple: chin=17 *,_=14
+stretch: lips,mouth,lip_corners=20
+press: lips,mouth=23
+thin: lips=23
+part: lips,mouth,teeth=25
+pout: *,_=17
+bunch: cheeks=06
+bulge: lower_lids=07 *=-
+droop: lip_corners,mouth=15 *,_=-
+pucker: chin=17 *,_=-
+puff: *,_=-
+flare: *,_=-
+clench: *,_=-
+bare: teeth=-
+bite: *=-
+head_turn: head,gaze,eyes=-
+twitch: *=-
+"""
+PART_FALLBACK = {"corners": "lip_corners", "inner_brows": "brows", "outer_brows": "brows",
+                 "upper_lids": "lids", "lower_lids": "lids", "eye_corners": "eyes",
+                 "upper_lip": "lips", "lower_lip": "lips"}
+
+
+COMBOS: dict[str, dict] = {
+    move: {("" if p == "_" else p): (UNMAPPED if codes == "-" else NEUTRAL if codes == "0" else
+                                     tuple(f"AU{c}" for c in codes.split("+")))
+           for parts, codes in re.findall(r"([\w*,]+)=([\d+-]+)", rest) for p in parts.split(",")}
+    for move, rest in re.findall(r"^(\w+):(.*(?:\n    .*)*)", _COMBOS, re.MULTILINE)}
+
+
+def combo(move: str, part: str | None):
+    """The AUs `move` asserts of `part` (UNMAPPED, NEUTRAL, or None: the pair says nothing)."""
+    table = COMBOS[move]
+    if part is None:
+        return table.get("")
+    for p in (part, PART_FALLBACK.get(part)):
+        if p in table:
+            return table[p]
+    if part in NON_AU_PARTS:
+        return UNMAPPED
+    return table.get("*", UNMAPPED if move in NON_AU_MOVES else None)
+
+
+ORBICULARIS_OCULI = r"orbicularis\s+oculi"
+
+# --- direct cues (no part needed) ---------------------------------------------------------------
+_LINES = W("lines?", "wrinkles?", "creases?", "furrows?", "folds?")
+_OF_THE = r"\s+(?:part|portion)\s+of\s+(?:the\s+)?"
+CUES: list[tuple[str, tuple | str]] = [
+    (alt(V("smile", "grin!"), r"smiley", r"half-smile"), ("AU12",)),
+    (r"duchenne(?:\s+(?:smile|marker|display))?", ("AU06", "AU12")),
+    (V("sneer"), ("AU10",)),
+    (r"crow['’]?s[- ]?feet", ("AU06",)),
+    (alt(r"wide-eyed", rf"whites?\s+of\s+{DET}eyes", r"scleral?(?:\s+show)?",
+         r"whites?\s+(?:\w+\s+)?above\s+the\s+iris(?:es)?"), ("AU05",)),
+    (r"open-mouthed", ("AU25", "AU26")),
+    (r"slack-jawed", ("AU26",)),
+    (r"tight-lipped", ("AU23",)),
+    (alt(rf"(?:vertical\s+)?{_LINES}\s+between\s+{DET}{BROW}", rf"glabellar\s+{_LINES}"),
+     ("AU04",)),
+    (alt(rf"horizontal\s+(?:forehead\s+)?{_LINES}", rf"forehead\s+{W('lines?', 'creases?')}"),
+     ("AU01", "AU02")),
+    (rf"wrinkles?\s+{W('along', 'on', 'at', 'across', 'over')}\s+{DET}"
+     rf"{W('sides?', 'bridge', 'root')}\s+of\s+{DET}nose", ("AU09",)),
+    (r"orange[- ]peel", ("AU17",)),
+    (alt(V("grimace", "wince", "yawn"), r"eye[- ]?rolls?", r"lip[- ]bit(?:e|ing)",
+         r"(?:visible|showing|exposed)\s+teeth", r"teeth\s+(?:are\s+)?(?:visible|showing|exposed)",
+         r"tongue\s+(?:is\s+)?(?:out|showing|visible)"), UNMAPPED),
+]
+# muscles: cues too, but a muscle described at rest asserts nothing (guideline rule 6)
+MUSCLES: list[tuple[str, tuple | str]] = [
+    (alt(r"frontalis\s+(?:pars\s+)?medialis", r"medial\s+frontalis",
+         rf"{W('medial', 'inner')}\s+{SEG}\s+of\s+(?:the\s+)?frontalis"), ("AU01",)),
+    (alt(r"frontalis\s+(?:pars\s+)?lateralis", r"lateral\s+frontalis",
+         rf"{W('lateral', 'outer')}\s+{SEG}\s+of\s+(?:the\s+)?frontalis"), ("AU02",)),
+    (r"frontalis", ("AU01", "AU02")),
+    (alt(r"corrugators?(?:\s+supercilii)?", r"depressor\s+supercilii", r"procerus"), ("AU04",)),
+    (r"levator\s+palpebrae(?:\s+superioris)?", ("AU05",)),
+    (alt(r"orbicularis\s+oculi\s+(?:pars\s+)?orbitalis", r"pars\s+orbitalis",
+         rf"orbital{_OF_THE}orbicularis(?:\s+oculi)?"), ("AU06",)),
+    (alt(r"orbicularis\s+oculi\s+(?:pars\s+)?palpebralis", r"pars\s+palpebralis",
+         rf"palpebral{_OF_THE}orbicularis(?:\s+oculi)?"), ("AU07",)),
+    (ORBICULARIS_OCULI, ("AU06",)),     # the reader makes it AU07 when tied to lid tightening
+    (r"levator\s+labii\s+superioris\s+alaeque\s+nasi", ("AU09",)),
+    (r"levator\s+labii(?:\s+superioris)?", ("AU10",)),
+    (alt(r"zygomatic(?:us)?\s+major", r"zygomaticus(?!\s+minor)"), ("AU12",)),
+    (r"buccinator", ("AU14",)),
+    (alt(r"depressor\s+anguli\s+oris", r"triangularis"), ("AU15",)),
+    (r"mentalis", ("AU17",)),
+    (alt(r"risorius", r"platysma(?=(?:\W+\w+){0,6}?\W+stretch)"), ("AU20",)),
+    (r"orbicularis\s+oris", ("AU23",)),
+    # muscles of other AUs
+    (alt(r"zygomatic(?:us)?\s+minor", r"levator\s+anguli\s+oris", r"incisivi\w*", r"nasalis",
+         r"depressor\s+labii(?:\s+inferioris)?", r"platysma", r"caninus"), UNMAPPED),
+]
+# a muscle at rest: "relaxation of the zygomaticus", "a relaxed orbicularis oris" (REST_BEFORE,
+# with determiners and "of" between); "the frontalis is inactive / at rest / relaxes / is not
+# active" (REST_AFTER, with link verbs and adverbs between)
+REST_BEFORE = frozenset("relaxed relaxing relaxation resting inactive inactivity quiescent "
+                        "neutral idle dormant disengaged lax".split())
+REST_AFTER = REST_BEFORE | frozenset("relaxes relax rest inert".split())
+REST_STATE = frozenset("active activated engaged contracted contracting contracts contract "
+                       "firing recruited involved".split())   # after "not": "is not active"
+
+# FACS codes: "AU12", "AU 6", "AU06_r", "AU12C" (letter grade), "AU6+12", "AUs 6 and 12".
+CODE = (r"\b(?:aus|action\s+units)\s+0*\d{1,2}"
+        r"(?:\s*(?:,|and|,\s*and|&|\+)\s*0*\d{1,2}\b(?![.,]\d))+"
+        r"|\b(?:action\s+units?|aus?)[\s_-]?0*\d{1,2}[a-e]?(?:_[rc])?\b"
+        r"(?:\s*[+&/]\s*(?:aus?[\s_-]?)?0*\d{1,2}[a-e]?\b(?![.,]\d))*")
+CODE_ITEM = re.compile(r"(\d{1,2})([a-e])?(?![\d.])", re.IGNORECASE)   # numbers inside CODE
+FACS_GRADES = {"a": "trace", "b": "slight", "c": "marked", "d": "severe", "e": "maximum"}
+
+# --- intensity --------------------------------------------------------------------------------
+def _words(text: str) -> tuple:
+    return tuple(w.replace("_", " ") for w in text.split())
+
+
+BAND_TERMS = {   # the judge's own table, from the guideline ("_" joins a multi-word term)
+    "trace": _words("trace traces faint faintly barely barely_perceptible barely_visible "
+                    "barely_noticeable hint hints hint_of minimal minimally subtle subtly minute "
+                    "just_perceptible just_visible just_noticeable"),
+    "slight": _words("slight slightly mild mildly light lightly gentle gently weak weakly small "
+                     "a_little a_bit somewhat modest modestly low"),
+    "marked": _words("marked markedly pronounced moderate moderately noticeable noticeably notable "
+                     "notably clear "
+                     "clearly evident evidently distinct distinctly medium definite definitely"),
+    "severe": _words("severe severely extreme extremely strong strongly intense intensely "
+                     "considerable considerably substantial substantially significant "
+                     "significantly heavy heavily deep deeply high highly large"),
+    "maximum": _words("maximum maximal maximally full fully utmost as_far_as_it_goes "
+                      "at_its_peak at_peak"),
+}
+# "very slight" -> trace, "very pronounced" -> severe, "very strong" -> maximum
+VERY_SHIFT = {"trace": "trace", "slight": "trace", "marked": "severe", "severe": "maximum",
+              "maximum": "maximum"}
+BAND_REGEXES = [pair for band, words in BAND_TERMS.items() for pair in (
+    (W(*(w.replace(" ", r"\s+") for w in words)), band),
+    (rf"(?:very|extremely|exceptionally)\s+{W(*(w for w in words if ' ' not in w))}",
+     VERY_SHIFT[band]))]
+
+# --- negation and scope -----------------------------------------------------------------------
+NEG_PREFIX = alt(
+    r"no", r"not", r"never", r"without", r"nor", r"neither", r"none(?:\s+of)?", r"nothing",
+    r"lack(?:s|ed|ing)?(?:\s+(?:of|in))?", r"absence\s+of", r"free\s+(?:of|from)",
+    r"devoid\s+of", r"fail(?:s|ed)?\s+to", r"rather\s+than", r"instead\s+of", r"cannot",
+    r"\w+n['’]t",
+    rf"{W('no', 'not', 'without', 'nor', 'never')}\s+(?:a\s+|any\s+|the\s+(?:slightest|least)\s+)?"
+    rf"(?:\w+\s+)?{W('signs?', 'traces?', 'hints?', 'evidence', 'indications?', 'suggestions?')}"
+    rf"\s+of")
+NEG_INERT = alt(r"no\s+other", r"nothing\s+else", r"none\s+other", r"not\s+only", r"not\s+just",
+                r"not\s+least", r"no\s+(?:more|less)\s+than", r"(?:no|without)\s+doubt",
+                r"whether\s+or\s+not", r"if\s+not", r"not\s+un\w+")
+_STATE_NEG = W(*_words("present visible active activated evident apparent observed observable "
+                       "seen detected detectable noticeable discernible engaged involved shown "
+                       "there perceptible recruited noted at_play in_evidence identifiable "
+                       "indicated"))
+_COPULA = W("is", "are", "was", "were", "remains?", "appears?", "seems?", "stays?")
+_DEGREE = W(*_words("completely entirely totally wholly fully also clearly likewise notably"))
+NEG_POSTFIX = alt(
+    rf"(?:{_COPULA}\s+)?(?:{_DEGREE}\s+)?"
+    rf"{W('absent', 'missing', 'inactive', 'not ' + _STATE_NEG, 'not at all')}",
+    rf"{W('is', 'are', 'was', 'were', 'does', 'do')}\s+not(?=\s*(?:[.;,!)]|$))",
+    rf"{W('isn', 'aren', 'wasn', 'weren')}['’]t(?=\s*(?:[.;,!)]|$))")
+CONTRAST = alt(*_words("but while whilst whereas although though yet however except excepting "
+                       "besides apart_from other_than instead rather save_for unlike only albeit "
+                       "beyond in_contrast on_the_other_hand nevertheless nonetheless with"))
+
+# --- token classes: which words may stand between a part and its movement, a band and its
+# mention, the items of a negated list, ...
+def _set(text: str) -> frozenset:
+    return frozenset(text.split())
+
+
+DETERMINERS = _set("a an the her his their its both each either any some this that these those "
+                   "my your our one")
+LINK_VERBS = _set("is are was were be been being am appear appears appeared seem seems seemed "
+                  "look looks looked remain remains remained stay stays become becomes became "
+                  "get gets got show shows showed shown showing display displays exhibit "
+                  "exhibits has have had having can could may might will would to does do did "
+                  "begin begins start starts")
+ADVERBS = _set("also now still then just only further both somewhat quite rather very more less "
+               "even too again almost nearly partly partially")
+NOT_FORMS = frozenset(w + "n't" for w in _set("is are was were does do did has have had ca wo "
+                                                "could would"))
+COORDINATORS = _set(", and or nor & / as well")
+STATE_WORDS = _set("relaxed neutral still at rest calm smooth soft loose steady unchanged level "
+                   "straight flat symmetrical symmetric even")
+SUBJECTS = _set("she he they it there this we i you")
+PRONOUNS = _set("they it both these those")
+_MUSCLE_ACTION = _set("contraction activation activity action engagement involvement recruitment")
+# words about the description or a change, not a level: no band (guideline, "Intensity bands")
+DESCRIPTIVE = _set("consistent coordinated sustained visible present engaged intensified "
+                   "heightened increased enhanced extensive balanced persistent continued")
+PRE_FILLER = _MUSCLE_ACTION | DESCRIPTIVE | _set(
+    ", - but yet of the visible visibly bilateral bilaterally symmetrical symmetric asymmetric "
+    "asymmetrical unilateral degree amount level intensity sign signs brief sustained partial "
+    "simultaneous accompanying concurrent corresponding associated apparent observable "
+    "detectable perceptible discernible consistent coordinated present active engaged upward "
+    "downward")
+POST_FILLER = _MUSCLE_ACTION | _set(
+    "is are was were appears appear seems seem looks remains to be at with of a an in ( ) : - – "
+    "= , intensity level degree strength amplitude magnitude grade so that which quite fairly "
+    "but visible present active engaged only")
+NUM_FILLER = POST_FILLER | _set("score scored value rated estimated about approximately around "
+                                "roughly ~ ≈ r measured reading")
+RIGHT_FILLER = DETERMINERS | _set("of in at on around across to along near by about bilateral "
+                                  "symmetrical symmetric visible")
+LEFT_FILLER = LINK_VERBS | ADVERBS | DETERMINERS | NOT_FORMS | DESCRIPTIVE | _set(
+    "not no neither never in into being cannot : - –")
+LIST_SEP = COORDINATORS | DETERMINERS | _set("nor neither")
+ORPHAN_COORD = _set(", and or nor but not yet then than of")
+ORPHAN_OK = (COORDINATORS | LINK_VERBS | ADVERBS | STATE_WORDS | NOT_FORMS | ORPHAN_COORD
+             | _set("no rest rather instead"))
+POSTFIX_GAP = _set(": ( ) , - – = is are")
+BAND_JOIN = _set("but yet and -")
+
+
+# --- compiled tables ------------------------------------------------------------------------------
+def _factors(items) -> frozenset | None:
+    """Strings one of which every match of a parsed regex contains (None: no such guarantee)."""
+    best, run = None, ""
+
+    def better(a, b):
+        if a is None or b is None:
+            return a if b is None else b
+        return a if (min(map(len, a)), -len(a)) >= (min(map(len, b)), -len(b)) else b
+    for op, av in list(items) + [(None, None)]:
+        if op is _sre.LITERAL:
+            run += chr(av)
+            continue
+        if run:
+            best, run = better(best, frozenset([run])), ""
+        if op is _sre.SUBPATTERN:
+            best = better(best, _factors(av[-1]))
+        elif op is _sre.BRANCH:
+            subs = [_factors(b) for b in av[1]]
+            best = better(best, None if None in subs else frozenset().union(*subs))
+        elif op in (_sre.MAX_REPEAT, _sre.MIN_REPEAT) and av[0] >= 1:
+            best = better(best, _factors(av[2]))
+    return best
+
+
+def compiled(pattern: str, bounded: bool = True) -> tuple:
+    """(regex, gate): the gate is a few substrings one of which any match contains, so a text
+    without them skips the regex (scanning ~100 regexes is most of the reader's time)."""
+    rx = re.compile(rf"\b(?:{pattern})\b" if bounded else pattern)
+    try:
+        found = _factors(_sre.parse(rx.pattern))
+    except Exception:        # a private parser API; without it every pattern simply runs
+        found = None
+    gate = tuple(sorted(f for f in found if not any(g != f and g in f for g in found))) \
+        if found else None
+    return rx, gate
+
+
+LEXICON = ([(*compiled(p), "part", name, None) for name, p in PARTS.items()]
+           + [(*compiled(p), "move", name, None) for name, p in MOVES.items()]
+           + [(*compiled(p), "cue", p, codes) for p, codes in CUES]
+           + [(*compiled(p), "muscle", p, codes) for p, codes in MUSCLES]
+           + [(*compiled(CODE, False), "code", "", None)])
+# on equal length a postfix negation beats an inert phrase beats a prefix beats a contrast
+SCOPES = [(*compiled(p), kind, rank, None) for rank, (p, kind) in enumerate(
+    ((NEG_POSTFIX, "post"), (NEG_INERT, "inert"), (NEG_PREFIX, "neg"), (CONTRAST, "contrast")))]
+BANDS = [(*compiled(p), "band", band, None) for p, band in BAND_REGEXES]
+
+
+def scan(table: list, low: str):
+    """(start, end, row) for every match in lower-cased `low` of the rows of a compiled table."""
+    for row in table:
+        if row[1] is None or any(g in low for g in row[1]):
+            for m in row[0].finditer(low):
+                yield m.start(), m.end(), row
+
+
+def lower(text: str) -> str:
+    """Lower-case without moving any character offset ("İ".lower() has two characters)."""
+    low = text.lower()
+    if len(low) != len(text):
+        low = "".join(c if len(c.lower()) != 1 else c.lower() for c in text)
+    return low.replace("\u2019", "'")

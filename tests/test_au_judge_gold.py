@@ -1,0 +1,51 @@
+"""The AU judge against the hand-annotated gold set (tests/data/au_judge_gold.jsonl).
+
+The targets (issue 19): mention-set F1 >= 0.95 overall and >= 0.90 on GPT-4o prose, band
+agreement >= 0.90 where both give a band; the floors here sit a little lower, so that a change
+that makes the judge read real prose worse fails, while the measured figures (bench/RESULTS.md,
+`python bench/bench_au_judge.py`) stay the record. GPT-4o rows need ../shared (skipped without).
+"""
+from __future__ import annotations
+
+import json
+from collections import Counter
+from pathlib import Path
+
+import pytest
+
+from my_affectgpt.au.facs import ALL_CODES, DEFAULT_BANDS
+from my_affectgpt.evaluation.au_judge import read_description
+from my_affectgpt.evaluation.au_judge_gold import agreement_by_writer, load_gold
+
+DATA = Path(__file__).parent / "data"
+GOLD = DATA / "au_judge_gold.jsonl"
+SHARED = Path(__file__).parents[1].parent / "shared"
+
+
+def test_gold_set_is_well_formed_and_large_enough():
+    rows = [json.loads(line) for line in GOLD.read_text(encoding="utf-8").splitlines()]
+    assert len(rows) >= 300 and len({r["id"] for r in rows}) == len(rows)
+    writers = Counter(r["writer"] for r in rows)
+    assert {"rule_teacher", "tuned_agent", "gpt4o", "adversarial"} <= set(writers)
+    assert writers["gpt4o"] >= 100 and writers["tuned_agent"] >= 100
+    for r in rows:
+        assert set(r["present"]) <= set(ALL_CODES) and set(r["absent"]) <= set(ALL_CODES)
+        assert all(b is None or b in DEFAULT_BANDS.names for b in r["present"].values())
+        assert not set(r["present"]) & set(r["absent"])
+        # GPT-4o prose is referred to by line, never copied here
+        assert ("text" in r) != (r["writer"] == "gpt4o")
+    assert (DATA / "au_judge_guideline.md").is_file()
+
+
+def test_judge_agrees_with_the_gold_set():
+    rows = load_gold(GOLD, SHARED)
+    by_writer = agreement_by_writer(rows, lambda text: read_description(text).to_json())
+    overall = by_writer["all"]
+    assert overall["present_f1"] >= 0.94, overall
+    assert overall["band_agreement"] >= 0.88, overall
+    for writer in ("rule_teacher", "tuned_agent", "adversarial"):
+        assert by_writer[writer]["present_f1"] >= 0.94, (writer, by_writer[writer])
+    if "gpt4o" not in by_writer:
+        pytest.skip(f"GPT-4o texts not found under {SHARED} (the other writers passed)")
+    gpt = by_writer["gpt4o"]
+    assert gpt["present_f1"] >= 0.88 and gpt["band_agreement"] >= 0.88, gpt
