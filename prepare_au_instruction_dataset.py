@@ -18,7 +18,7 @@ from my_affectgpt.au.openface import DEFAULT_MIN_CONFIDENCE
 from my_affectgpt.au.sampling import SAMPLING_METHODS
 from my_affectgpt.common.errors import cli_entry, report, InputError
 from my_affectgpt.datasets.au_instructions import BuildConfig, build, default_workers
-from my_affectgpt.datasets.teacher_audit import summary_lines
+from my_affectgpt.evaluation.teacher_audit import audit_references, summary_lines
 
 
 def parse_args(argv):
@@ -81,7 +81,7 @@ def main(argv=None):
                       api={"model": a.api_model, "base_url": a.api_base_url,
                            "api_key_env": a.api_key_env, "requests_per_minute": a.api_rpm})
     try:
-        stats = build(cfg, log=lambda m: print(m, file=sys.stderr))
+        stats = build(cfg, log=lambda m: print(m, file=sys.stderr), audit=audit_references)
     except TeacherAPIError as err:  # the service failed, not the input: rerun resumes from cache
         print(f"error: API teacher: {err}", file=sys.stderr)
         return 1

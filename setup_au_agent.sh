@@ -2,7 +2,7 @@
 # One-key AU Agent setup: install -> AU instruction data -> LoRA fine-tuning -> evaluation.
 #
 #   bash setup_au_agent.sh                      # auto profile: gpu if torch sees a GPU, else cpu
-#   bash setup_au_agent.sh --profile cpu        # embedded SmolLM2-135M, simulated OpenFace data (30 min measured on 2 cores, bench/RESULTS.md)
+#   bash setup_au_agent.sh --profile cpu        # embedded SmolLM2-135M, simulated OpenFace data (26-30 min measured on 2 cores, bench/RESULTS.md)
 #   bash setup_au_agent.sh --profile gpu --model models/Qwen2.5-7B-Instruct --openface-dir my_openface_outputs
 #
 # Rerunning continues where a killed run stopped (dataset chunks, training checkpoints).

@@ -302,10 +302,11 @@ def row(active, named, missed, hallucinated) -> dict:
 
 def test_teacher_audit_matches_a_hand_count(tmp_path):
     from my_affectgpt.datasets.au_instructions import BuildConfig, build
+    from my_affectgpt.evaluation.teacher_audit import audit_references
     lines = []
     stats = build(BuildConfig(out_dir=tmp_path / "out", progress=False,
                               instruction_files=[write_audit_jsonl(tmp_path / "a.jsonl")]),
-                  log=lines.append)
+                  log=lines.append, audit=audit_references)
     audit = stats["teacher_audit"]
     # 7 external references (h is rule-written): named & active 2+1+2+1+1+1+2 = 10, named but
     # inactive 2 (d, e), missed 2 (f); 9 bands stated on active intensity AUs, 8 right (b wrong).
@@ -335,10 +336,11 @@ def test_teacher_audit_matches_a_hand_count(tmp_path):
 
 def test_audit_filter_drops_exactly_the_unfaithful_references(tmp_path):
     from my_affectgpt.datasets.au_instructions import BuildConfig, build
+    from my_affectgpt.evaluation.teacher_audit import audit_references
     lines = []
     stats = build(BuildConfig(out_dir=tmp_path / "out", progress=False, audit_filter=True,
                               instruction_files=[write_audit_jsonl(tmp_path / "a.jsonl")]),
-                  log=lines.append)
+                  log=lines.append, audit=audit_references)
     assert set(all_samples(tmp_path / "out")) == set("abcgh")          # d, e inactive; f misses 2
     assert stats["teacher_audit"]["dropped"] == {"total": 3, "names_inactive_au": 2,
                                                  "misses_active_aus": 1}

@@ -6,8 +6,9 @@ Two stages, so that a killed run resumes and still ends byte-identical to an uni
    atomically written shard in `<out>/.work/`. A rerun with the same inputs and settings keeps
    the finished shards and does the rest.
 2. Assembly reads every shard in order, adds the other sources, audits the references from
-   external teachers (teacher_audit.py), drops duplicate (prompt, answer) pairs, splits by
-   video with a seeded permutation, and writes the outputs atomically. Nothing in the outputs
+   external teachers (the `audit` function build() is given: evaluation/teacher_audit.py, which
+   reads them with the AU judge), drops duplicate (prompt, answer) pairs, splits by video with a
+   seeded permutation, and writes the outputs atomically. Nothing in the outputs
    depends on timing, worker count or chunk completion order.
 """
 from __future__ import annotations
@@ -32,7 +33,6 @@ from ..au.openface import DEFAULT_MIN_CONFIDENCE, find_openface_csvs, read_openf
 from ..au.teacher import RuleTeacher
 from ..common.atomic import atomic_open, atomic_write_text
 from ..common.errors import InputError
-from .teacher_audit import audit_references
 
 CHUNK_VIDEOS = 32
 SPLITS = ("train", "val", "test")
@@ -298,8 +298,11 @@ def _export_llamafactory(out: Path, by_split: dict) -> None:
     atomic_write_text(lf / "dataset_info.json", json.dumps(info, indent=2) + "\n")
 
 
-def build(cfg: BuildConfig, log=print) -> dict:
-    """Build the dataset; returns the stats that were written to stats.json."""
+def build(cfg: BuildConfig, log=print, audit=None) -> dict:
+    """Build the dataset; returns the stats that were written to stats.json.
+
+    audit: `evaluation.teacher_audit.audit_references` (what the CLI passes), or None for no
+    teacher audit; passed in so that the data layer does not depend on the evaluation layer."""
     if not (cfg.openface_dirs or cfg.mer_factory_dirs or cfg.instruction_files):
         raise InputError(None, "no input: give --openface-dir, --mer-factory-dir or --alpaca")
     if len(cfg.split) != 3 or any(f < 0 for f in cfg.split) or abs(sum(cfg.split) - 1) > 1e-6:
@@ -317,8 +320,10 @@ def build(cfg: BuildConfig, log=print) -> dict:
     errors += record_errors
     _fill_answers(cfg, samples, log)
     # Before de-duplication, so the audit and the filter see every reference whatever its order.
-    samples, audit = audit_references(samples, cfg.bands, drop=cfg.audit_filter,
-                                      max_missed=cfg.audit_max_missed, log=log)
+    if audit is None and cfg.audit_filter:
+        raise ValueError("audit_filter needs an audit function (evaluation.teacher_audit)")
+    samples, audit = (audit(samples, cfg.bands, drop=cfg.audit_filter, max_missed=cfg.audit_max_missed,
+                            log=log) if audit else (samples, None))
 
     kept, seen, dropped = [], set(), 0
     for s in samples:
