@@ -33,7 +33,7 @@ def parse_args(argv):
     p.add_argument("--out-dir", required=True, help="writes train/val/test.jsonl and stats.json here")
     p.add_argument("--teacher", choices=("rule", "api"), default="rule",
                    help="who writes descriptions for frames without one (default: rule)")
-    p.add_argument("--seed", type=int, default=0, help="split and phrasing seed (default 0)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the split and of --max-samples (default 0)")
     p.add_argument("--frames-per-video", type=int, default=8, metavar="K",
                    help="frames sampled per OpenFace video (default 8)")
     p.add_argument("--sampling", choices=SAMPLING_METHODS, default="uniform")
