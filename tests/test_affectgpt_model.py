@@ -1,5 +1,6 @@
-"""AffectGPT model: every face_or_frame variant and AU mode trains, the loss covers answers only,
-checkpoints of the trainable part restore the exact model, generation works, AU masking holds.
+"""AffectGPT model: every face_or_frame variant and AU mode (features, text, values, hybrid) trains,
+the loss covers answers only, checkpoints of the trainable part restore the exact model and refuse
+another AU mode, generation works, AU masking holds in every mode.
 
 Real tiny parts throughout (random Qwen2, CLIPVisionModel, HubertModel, BLIP-2 Q-Former, peft LoRA)
 on hand-made batches with the dataset contract's keys.
@@ -16,6 +17,7 @@ from omegaconf import OmegaConf
 from my_affectgpt.common.errors import InputError
 from my_affectgpt.datasets.modalities import parse_face_or_frame
 from my_affectgpt.models.affectgpt import AffectGPT
+from my_affectgpt.models.au_values import NUM_AU_VALUES
 from my_affectgpt.models.qformer import FUSIONS, build_fusion
 from my_affectgpt.models.tiny import PLACEHOLDERS
 
@@ -82,13 +84,17 @@ def make_batch(mods, *, seed=0, au_mask=(True, False), features: dict | None = N
             batch[key] = torch.randn(*shape, generator=g)
     if "au" in mods:
         batch["au"] = torch.randn(b, T, AU_DIM, generator=g)
+        values = torch.rand(b, T, NUM_AU_VALUES, generator=g) * 5    # OpenFace _r: 0..5
+        values[..., -1] = (values[..., -1] > 2.5).float()            # AU28_c: 0/1
+        batch["au_values"] = values
         batch["au_mask"] = torch.tensor(au_mask)
         batch["au_text"] = [["AU12 lip corner puller", "AU12 lip corner puller", "AU06 cheek raiser",
                              "neutral"]] * b
     return batch
 
 
-CASES = [(v, "features") for v in VARIANTS] + [(v, "text") for v in VARIANTS if "_au_" in v]
+AU_MODES = ("features", "text", "values", "hybrid")
+CASES = [(v, "features") for v in VARIANTS] + [(v, m) for m in AU_MODES[1:] for v in VARIANTS if "_au_" in v]
 
 
 @pytest.mark.parametrize("variant,au_mode", CASES)
@@ -113,6 +119,13 @@ def test_every_variant_trains_one_step(variant, au_mode):
         assert "<AUHere>" not in prompt and "au" not in model.fusion
     assert ("Subtitle: hello there" in prompt) == ("text" in mods)
 
+    # The AU-values projection: only in the modes that read values, 18 (+ D) inputs, trainable.
+    proj = {n: p.detach().clone() for n, p in model.named_parameters() if n.startswith("au_proj.")}
+    assert bool(proj) == (au_mode in ("values", "hybrid") and "au" in mods)
+    if proj:
+        assert model.au_proj.mlp[0].in_features == NUM_AU_VALUES + (AU_DIM if au_mode == "hybrid" else 0)
+        assert set(proj) <= set(model.trainable_state_dict())
+
     params = [p for p in model.parameters() if p.requires_grad]
     opt = torch.optim.AdamW(params, lr=1e-3)
     out = model(batch)
@@ -123,6 +136,8 @@ def test_every_variant_trains_one_step(variant, au_mode):
     lora = [p for n, p in model.named_parameters() if "lora_B" in n]
     assert lora and all(p.grad is not None and p.grad.abs().sum() > 0 for p in lora)
     opt.step()
+    after = dict(model.named_parameters())
+    assert all(not torch.equal(before, after[n]) for n, before in proj.items())  # it learns
 
 
 def test_loss_covers_answer_tokens_only():
@@ -210,22 +225,25 @@ def test_generate_one_string_per_item_and_padding_does_not_matter():
     assert alone == both[:1]
 
 
-def test_masked_au_is_ignored_and_finite():
-    model = build(fusion={"multi": "mean", "audio": "mean", "face": "mean", "frame": "mean"})
+@pytest.mark.parametrize("au_mode", ["features", "values", "hybrid"])
+def test_masked_au_is_ignored_and_finite(au_mode):
+    model = build(fusion={"multi": "mean", "audio": "mean", "face": "mean", "frame": "mean"},
+                  au_mode=au_mode)
     model.eval()
     batch = make_batch(model.modalities, au_mask=(False, False))
     out = model(batch)
     assert math.isfinite(out.loss.item())
     out.loss.backward()
     assert all(torch.isfinite(p.grad).all() for p in model.parameters() if p.grad is not None)
-    # A masked video's AU features do not reach the LLM at all.
-    other = dict(batch, au=batch["au"] * 100 + 7)
+    # A masked video's AU input (features and values) does not reach the LLM at all.
+    other = dict(batch, au=batch["au"] * 100 + 7, au_values=5 - batch["au_values"])
     with torch.no_grad():
         assert torch.allclose(model(batch).logits, model(other).logits, atol=1e-5)
     # ...while a valid video's do.
     valid = dict(batch, au_mask=torch.tensor([True, True]))
     with torch.no_grad():
-        assert not torch.allclose(model(valid).logits, model(dict(valid, au=other["au"])).logits)
+        for key in {"features": ["au"], "values": ["au_values"], "hybrid": ["au", "au_values"]}[au_mode]:
+            assert not torch.allclose(model(valid).logits, model(dict(valid, **{key: other[key]})).logits)
 
 
 def test_encoders_are_frozen():
@@ -299,6 +317,42 @@ def test_bad_config_values_name_the_key():
         model = build("face_au_text")
         batch = make_batch(model.modalities)
         model(dict(batch, au=torch.randn(2, T, AU_DIM + 1)))
+    with pytest.raises(InputError, match="model.au_mode: 'value' is not one of features, text, "
+                                         "values, hybrid; did you mean 'values'"):
+        build("face_au_text", au_mode="value")
+    model = build("face_au_text", au_mode="hybrid")
+    batch = make_batch(model.modalities)
+    with pytest.raises(InputError, match="AU values have width 17"):
+        model(dict(batch, au_values=batch["au_values"][..., :17]))
+    with pytest.raises(InputError, match="do not cover the same frames"):
+        model(dict(batch, au_values=batch["au_values"][:, :2]))
+    with pytest.raises(InputError, match="batch has no 'au_values'"):
+        model({k: v for k, v in batch.items() if k != "au_values"})
+
+
+def test_values_mode_needs_no_text_feature_width_and_checkpoints_refuse_another_mode(tmp_path):
+    """values: built without any AU feature width (no text encoder exists in this mode); a
+    checkpoint says its au_mode and refuses, in one line, a model of another mode."""
+    from my_affectgpt.training.affectgpt_loop import load_checkpoint, save_trainable
+
+    mods = parse_face_or_frame("face_au_text")
+    torch.manual_seed(0)
+    values = AffectGPT(model_cfg(au_mode="values"), mods, tokenizer_corpus=CORPUS, work_dir=tmp_path)
+    assert "au" not in values.input_dims and values.input_dims["au_values"] == NUM_AU_VALUES
+    batch = {k: v for k, v in make_batch(mods).items() if k not in ("au", "au_text")}
+    assert math.isfinite(values(batch).loss.item())
+    ckpt = tmp_path / "checkpoint_000000.safetensors"
+    save_trainable(ckpt, values.trainable_state_dict(), {"au_mode": values.au_mode})
+    for mode in ("features", "text", "hybrid"):
+        other = build("face_au_text", work_dir=tmp_path, au_mode=mode)
+        with pytest.raises(InputError, match=f"trained with model.au_mode=values, but this config "
+                                             f"has model.au_mode={mode}") as err:
+            load_checkpoint(other, ckpt)
+        assert "\n" not in str(err.value)
+    again = AffectGPT(model_cfg(au_mode="values"), mods, tokenizer_corpus=CORPUS, work_dir=tmp_path)
+    load_checkpoint(again, ckpt)
+    saved = values.trainable_state_dict()
+    assert all(torch.equal(p, saved[n]) for n, p in again.trainable_state_dict().items())
 
 
 def test_local_model_folders(tmp_path):

@@ -123,6 +123,50 @@ def test_bad_values_name_their_key(tmp_path, option, key):
     assert f"'{key}'" in str(err.value)
 
 
+@pytest.mark.parametrize("option,message", [
+    ("model.au_mode=value", "'model.au_mode': 'value' is not one of features, text, values, hybrid; "
+                            "did you mean 'values'?"),
+    ("model.au_mode=hybird", "is not one of features, text, values, hybrid; did you mean 'hybrid'?"),
+    ("model.au_mod=values", "unknown key 'model.au_mod' (from --options); did you mean 'model.au_mode' "
+                            "(one of features, text, values, hybrid)?"),
+    ("model.fusion.fase=mean", "did you mean 'model.fusion.face' (one of qformer, attention, mean)?"),
+])
+def test_au_mode_errors_name_every_mode(tmp_path, option, message):
+    with pytest.raises(InputError) as err:
+        load_config(write(tmp_path), [option])
+    assert message in str(err.value) and "\n" not in str(err.value)
+
+
+@pytest.mark.parametrize("mode", ["features", "text", "values", "hybrid"])
+def test_every_au_mode_loads_and_values_needs_no_au_agent_settings(tmp_path, mode):
+    """A dataset entry with no AU Agent key at all (the backend defaults to hf, without a base
+    model): enough for values, which uses only the frame rule; an error for the modes that
+    describe frames."""
+    bare = BASE.replace("    au_agent_backend: template\n    au_text_encoder: minilm\n", "")
+    assert "au_agent" not in bare
+    path = write(tmp_path, bare)
+    if mode == "values":
+        cfg = load_config(path, [f"model.au_mode={mode}"])
+        assert cfg.model.au_mode == "values" and cfg.datasets.mer.au_agent_backend == "hf"
+        sampling = au_agent_config(cfg.datasets.mer, describer=False)
+        assert sampling.num_frames == 8 and sampling.sampling == "uniform"
+        assert sampling.openface_dir == str(Path(cfg.datasets.mer.data_root) / "openface_output")
+    else:
+        with pytest.raises(InputError, match="'datasets.mer.au_agent_base_model'"):
+            load_config(path, [f"model.au_mode={mode}"])
+    assert load_config(write(tmp_path / "t"), [f"model.au_mode={mode}"]).model.au_mode == mode
+    with pytest.raises(InputError, match="'datasets.mer.au_sampling'"):
+        load_config(path, ["model.au_mode=values", "datasets.mer.au_sampling=random"])
+
+
+def test_au_modes_have_one_source():
+    from my_affectgpt.common import config
+    from my_affectgpt.models import affectgpt
+
+    assert config.AU_MODES == ("features", "text", "values", "hybrid")
+    assert "AU_MODES" not in vars(affectgpt) or affectgpt.AU_MODES is config.AU_MODES
+
+
 def test_missing_data_root_and_missing_file(tmp_path):
     with pytest.raises(InputError, match="datasets.x.data_root"):
         load_config(write(tmp_path, "datasets:\n  x: {label_type: openset}\n"))

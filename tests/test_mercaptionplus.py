@@ -199,6 +199,46 @@ def test_video_without_usable_frames_is_masked(copy, agent):
     assert collate_samples([sample, ds[0]])["au_mask"].tolist() == [False, True]
 
 
+def test_au_values_at_the_agent_frames_and_values_mode_builds_no_agent(copy, agent, monkeypatch):
+    """hybrid: the stored features plus the CSV's AU vectors at the frames their <video>.json
+    lists; values: the same vectors, sampled by the AU Agent's rule without any AU Agent, store
+    or text encoder; a video without usable frames is masked in both."""
+    from my_affectgpt.au.openface import read_openface_csv
+    from my_affectgpt.models import au_agent as au_agent_module
+    from my_affectgpt.models import au_values, text_encoders
+
+    hybrid = MERCaptionPlusDataset(copy, "au_text", au_agent=agent, au_mode="hybrid")
+    name = hybrid.names[0]
+    csv_path = copy / "openface_output" / name / f"{name}.csv"
+    meta = json.loads((copy / "au_features" / f"{name}.json").read_text())
+    h = hybrid[0]
+    assert h["au"].shape == (8, D_AU) and h["au_values"].shape == (8, au_values.NUM_AU_VALUES)
+    track = read_openface_csv(csv_path)
+    rows = [track.frames["frame"].tolist().index(f) for f in meta["frames"]]
+    expected = track.frames[list(au_values.VALUE_COLUMNS)].to_numpy(np.float32)[rows]
+    assert np.allclose(h["au_values"].numpy(), np.nan_to_num(expected))
+    assert float(h["au_values"][:, :17].max()) > 0.5        # the synthetic AUs carry intensities
+    assert au_values.sample_values(csv_path, agent.config).frames == meta["frames"]  # one frame rule
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("au_mode values built an AU Agent or a text encoder")
+
+    monkeypatch.setattr(au_agent_module.AUAgent, "__init__", refuse)
+    monkeypatch.setattr(au_agent_module, "load_text_encoder", refuse)
+    monkeypatch.setattr(text_encoders, "load_text_encoder", refuse)
+    shutil.rmtree(copy / "au_features")                      # nothing of the store is read either
+    values = MERCaptionPlusDataset(copy, "au_text", au_mode="values")
+    assert values.ensure_au_features(progress=False)["computed"] == 0
+    batch = collate_samples([values[0], values[1]])
+    assert set(batch) == {"names", "questions", "answers", "label_types", "subtitles", "au_values", "au_mask"}
+    assert torch.equal(batch["au_values"][0], h["au_values"]) and batch["au_mask"].tolist() == [True, True]
+    csv_path.write_text(csv_path.read_text().splitlines()[0] + "\n")  # header only
+    masked = values[0]
+    assert masked["au_mask"] is False and float(masked["au_values"].abs().sum()) == 0.0
+    (copy / "openface_output" / values.names[1] / f"{values.names[1]}.csv").unlink()
+    assert values[1] is None and values.names[1] in values.failed
+
+
 def test_precomputed_encoder_features_replace_the_media(copy):
     ds0 = MERCaptionPlusDataset(copy, "multiface_audio_face_frame_text", **SMALL)
     feat_dir = copy.parent / "encoder_features"

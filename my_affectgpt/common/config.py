@@ -12,9 +12,10 @@ The schema below is the single list of keys a config may hold, with their defaul
   folder, values from `--options` and defaults (`run.output_dir: output`) against the current
   directory (where the user typed them), so the resolved config holds absolute paths only;
   absolute paths, null and embedded model names (`smollm2-135m-instruct`) stay as they are;
-- checks the enumerated values (fusion kinds, au_mode, label_type, amp, resume), parses each
-  dataset's `face_or_frame`, and validates the AU Agent keys of a dataset that uses the AU branch
-  with the runtime's own `AUAgentConfig.from_mapping`.
+- checks the enumerated values (fusion kinds, au_mode, label_type, amp, resume; CHOICE_KEYS, whose
+  options a misspelt key's hint names too), parses each dataset's `face_or_frame`, and validates
+  the AU Agent keys of a dataset that uses the AU branch with the runtime's own
+  `AUAgentConfig.from_mapping` (with au_mode values only its frame rule: no AU Agent is used).
 
 The AU Agent keys of a dataset entry are generated from `au_agent.CONFIG_KEYS` (types and
 defaults from `AUAgentConfig`), so the runtime and this schema cannot drift apart.
@@ -37,7 +38,13 @@ from my_affectgpt.models.au_agent import CONFIG_KEYS, AUAgentConfig
 from my_affectgpt.training.au_sft import LoraConfig as LoRA
 
 FUSIONS = ("qformer", "attention", "mean")
-AU_MODES = ("features", "text")
+# How the AU branch reaches the LLM (models/affectgpt.py imports these; the model layer owns the
+# meaning): features = AU Agent text features [T, D] -> AU Q-Former; text = the AU Agent's
+# descriptions as prompt words; values = OpenFace AU vectors [T, 18] -> projection -> AU Q-Former
+# (no AU Agent, no text encoder); hybrid = values ++ text features [T, 18 + D] -> projection -> AU Q-Former.
+AU_MODES = ("features", "text", "values", "hybrid")
+AU_VALUE_MODES = ("values", "hybrid")           # read OpenFace AU vectors
+AU_AGENT_MODES = ("features", "text", "hybrid")  # need the AU Agent (descriptions / features)
 LABEL_TYPES = ("description", "openset", "hybird")
 AMP_MODES = ("auto", "bf16", "fp16", "no")
 
@@ -96,7 +103,7 @@ class ModelConfig:
     qformer_layers: int = 2
     qformer_hidden_size: int = 768
     qformer_heads: int = 12
-    au_mode: str = "features"
+    au_mode: str = "features"                # features | text | values | hybrid (AU_MODES)
     lora: LoRA = field(default_factory=LoRA)  # the AU Agent recipe's LoRA keys and defaults
     max_length: int = 1024
     max_new_tokens: int = 128
@@ -203,6 +210,10 @@ PATH_KEYS = (
     "inference.test_datasets.*.openface_output_dir", "inference.test_datasets.*.au_feature_dir",
     "inference.openface_bin",
 )
+# Keys with enumerated values (dotted patterns, as PATH_KEYS): checked after loading, and named
+# with their options when a misspelt key is close to one of them.
+CHOICE_KEYS = {"model.au_mode": AU_MODES, "model.fusion.*": FUSIONS, "datasets.*.label_type": LABEL_TYPES,
+               "run.amp": AMP_MODES}
 # Values of path keys that are names, not paths.
 _NOT_PATHS = {"auto", "none", "null", "openai", "random", "minilm", "clip"}
 _TEXT_ENCODER_PREFIXES = ("sentence-transformers:", "sentence_transformers:", "st:", "open_clip:",
@@ -230,8 +241,8 @@ def _check_keys(node, schema, prefix: str, source: str, origin: str) -> None:
         dotted = f"{prefix}{key}"
         if key not in known:
             close = difflib.get_close_matches(str(key), list(known), n=1, cutoff=0.6)
-            hint = f"; did you mean '{prefix}{close[0]}'?" if close else \
-                f"; known keys here: {', '.join(known)}"
+            hint = f"; did you mean '{prefix}{close[0]}'{_choices_note(prefix + close[0])}?" \
+                if close else f"; known keys here: {', '.join(known)}"
             raise InputError(source, f"unknown key '{dotted}'{origin}{hint}")
         hint_type = known[key]
         if value is None and (dataclasses.is_dataclass(hint_type) or typing.get_origin(hint_type) in (dict, Dict)) \
@@ -258,6 +269,14 @@ def _check_child(value, hint, prefix: str, source: str, origin: str) -> None:
         items = value.items() if isinstance(value, Mapping) else enumerate(value or [])
         for i, entry in items:  # a dotlist override may address an item as test_datasets.0.name
             _check_keys(entry, args[0], f"{prefix}{i}.", source, origin)
+
+
+def _choices_note(dotted: str) -> str:
+    """` (one of a, b, c)` for an enumerated key, else ``."""
+    for pattern, choices in CHOICE_KEYS.items():
+        if _matches(dotted, pattern):
+            return f" (one of {', '.join(choices)})"
+    return ""
 
 
 # ---- paths ----------------------------------------------------------------------------------
@@ -370,11 +389,19 @@ def load_config(path, options: Sequence[str] = ()) -> DictConfig:
     return cfg
 
 
+def choice_error(value, choices) -> str | None:
+    """The message for a value outside `choices` (all of them named, and a did-you-mean), else None."""
+    if value in choices:
+        return None
+    close = difflib.get_close_matches(str(value), choices, n=1, cutoff=0.6)
+    hint = f"; did you mean {close[0]!r}?" if close else ""
+    return f"{value!r} is not one of {', '.join(choices)}{hint}"
+
+
 def _choice(value, choices, key: str, source: str) -> None:
-    if value not in choices:
-        close = difflib.get_close_matches(str(value), choices, n=1, cutoff=0.6)
-        hint = f"; did you mean {close[0]!r}?" if close else ""
-        raise InputError(source, f"'{key}': {value!r} is not one of {', '.join(choices)}{hint}")
+    message = choice_error(value, choices)
+    if message:
+        raise InputError(source, f"'{key}': {message}")
 
 
 def _validate_values(cfg: DictConfig, source: str) -> None:
@@ -402,13 +429,18 @@ def _validate_values(cfg: DictConfig, source: str) -> None:
             modalities = parse_face_or_frame(entry.face_or_frame)
         except InputError as err:
             raise InputError(source, f"'{prefix}.face_or_frame': {err.cause}") from None
-        if "au" in modalities:
-            au_agent_config(entry, source=source, section=prefix)
+        if "au" in modalities:  # values mode reads only the frame rule: no AU Agent settings needed
+            au_agent_config(entry, source=source, section=prefix,
+                            describer=cfg.model.au_mode in AU_AGENT_MODES)
 
 
-def au_agent_config(entry: Mapping, *, source: str = "config", section: str = "datasets") -> AUAgentConfig:
+def au_agent_config(entry: Mapping, *, source: str = "config", section: str = "datasets",
+                    describer: bool = True) -> AUAgentConfig:
     """The AU Agent settings of one dataset entry, with the data_root defaults filled in:
-    openface_output_dir -> <data_root>/openface_output, au_feature_dir -> <data_root>/au_features."""
+    openface_output_dir -> <data_root>/openface_output, au_feature_dir -> <data_root>/au_features.
+
+    `describer=False` (au_mode values): only the frame rule (au_num_frames, au_sampling) and the
+    OpenFace folder are used, so the describer keys are not checked (backend taken as template)."""
     mapping = {key: entry[key] for key in CONFIG_KEYS if key in entry}
     root = Path(str(entry["data_root"]))
     if mapping.get("openface_output_dir") is None:
@@ -416,7 +448,8 @@ def au_agent_config(entry: Mapping, *, source: str = "config", section: str = "d
     if mapping.get("au_feature_dir") is None:
         mapping["au_feature_dir"] = str(root / "au_features")
     try:
-        return AUAgentConfig.from_mapping(mapping, f"{source}: {section}")
+        return AUAgentConfig.from_mapping(mapping, f"{source}: {section}",
+                                          **({} if describer else {"backend": "template"}))
     except InputError as err:
         if err.path and err.path.startswith(source):
             raise  # from_mapping already named the file and section

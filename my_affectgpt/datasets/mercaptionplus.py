@@ -21,6 +21,12 @@ AU features. With `use_au_agent: true` the store at `au_feature_dir` is kept cur
 dataset's AU Agent: `ensure_au_features()` computes every missing or stale video in batched
 AUAgent calls before training, and `__getitem__` computes a video that is still missing on its
 own. With `use_au_agent: false` the store is read as it is (made elsewhere), nothing is computed.
+
+AU values (`au_mode` values / hybrid, models/au_values.py): `__getitem__` reads the OpenFace CSV
+itself, every time (cheap; nothing is cached), at the T frames the AU Agent samples (values: the
+same rule, applied without any AU Agent, feature store or text encoder) or lists in the store's
+`<video>.json` (hybrid: the frames of the features beside them). `--video` inference calls the
+same functions, so training and inference see identical values.
 """
 from __future__ import annotations
 
@@ -33,6 +39,7 @@ from typing import Iterable, Mapping
 import numpy as np
 import torch
 
+from my_affectgpt.common.config import AU_AGENT_MODES, AU_MODES, choice_error
 from my_affectgpt.common.errors import InputError
 from my_affectgpt.datasets.modalities import Modalities, parse_face_or_frame
 
@@ -228,7 +235,8 @@ class MERCaptionPlusDataset(torch.utils.data.Dataset):
                  num_frames: int = 8, num_faces: int = 8, num_audio_clips: int = 8,
                  clip_seconds: float = 2.0, sample_rate: int = 16000, image_size: int = 224,
                  encoder_feature_dir=None, use_au_agent: bool = True, au_agent_config=None,
-                 au_agent=None, seed: int = 0, names: Iterable[str] | None = None):
+                 au_agent=None, seed: int = 0, names: Iterable[str] | None = None,
+                 au_mode: str = "features"):
         self.root = Path(data_root)
         if not self.root.is_dir():
             raise InputError(self.root, "dataset folder not found" if not self.root.exists() else "not a folder")
@@ -265,6 +273,9 @@ class MERCaptionPlusDataset(torch.utils.data.Dataset):
             if "text" in self.modalities else {}
 
         # AU branch: the agent (only when features may be computed) and the feature store.
+        if choice_error(au_mode, AU_MODES):
+            raise InputError("model.au_mode", choice_error(au_mode, AU_MODES))
+        self.au_mode = au_mode
         self.use_au_agent = bool(use_au_agent)
         self._agent, self._own_agent, self._store = au_agent, au_agent is None, None
         self._au_failed: set = set()  # videos whose AU features could not be computed
@@ -287,22 +298,23 @@ class MERCaptionPlusDataset(torch.utils.data.Dataset):
 
     @classmethod
     def from_config(cls, entry: Mapping, modalities: Modalities | str | None = None, *, au_agent=None,
-                    encoder_feature_dir=None, seed: int = 0,
-                    names: Iterable[str] | None = None) -> "MERCaptionPlusDataset":
-        """From one `datasets.<name>` entry of a loaded config (common/config.py); `names`
-        (inference) lists the videos instead of the label CSVs."""
+                    encoder_feature_dir=None, seed: int = 0, names: Iterable[str] | None = None,
+                    au_mode: str = "features") -> "MERCaptionPlusDataset":
+        """From one `datasets.<name>` entry of a loaded config (common/config.py) and the model's
+        `au_mode`; `names` (inference) lists the videos instead of the label CSVs."""
         from my_affectgpt.common.config import au_agent_config
 
         if modalities is None:
             modalities = entry["face_or_frame"]
         mods = parse_face_or_frame(modalities) if isinstance(modalities, str) else modalities
-        agent_cfg = au_agent_config(entry) if "au" in mods else None
+        agent_cfg = au_agent_config(entry, describer=au_mode in AU_AGENT_MODES) if "au" in mods else None
         return cls(entry["data_root"], mods, label_type=entry["label_type"],
                    num_frames=entry["num_frames"], num_faces=entry["num_faces"],
                    num_audio_clips=entry["num_audio_clips"], clip_seconds=entry["clip_seconds"],
                    sample_rate=entry["sample_rate"], image_size=entry["image_size"],
                    encoder_feature_dir=encoder_feature_dir, use_au_agent=entry["use_au_agent"],
-                   au_agent_config=agent_cfg, au_agent=au_agent, seed=seed, names=names)
+                   au_agent_config=agent_cfg, au_agent=au_agent, seed=seed, names=names,
+                   au_mode=au_mode)
 
     # -- bookkeeping --------------------------------------------------------------------------
 
@@ -353,11 +365,11 @@ class MERCaptionPlusDataset(torch.utils.data.Dataset):
         """Compute the features of every video missing (or stale) in the store, batched.
 
         Process `rank` of `world` takes every world-th video (callers sync afterwards). Returns
-        counts: videos, up_to_date, computed, failed, no_csv. Does nothing without the AU branch
-        or with use_au_agent false.
+        counts: videos, up_to_date, computed, failed, no_csv. Does nothing without the AU branch,
+        with use_au_agent false or with au_mode values (no features: the CSVs are read per sample).
         """
         counts = {"videos": 0, "up_to_date": 0, "computed": 0, "failed": 0, "no_csv": 0}
-        if "au" not in self.modalities or not self.use_au_agent:
+        if "au" not in self.modalities or not self.use_au_agent or self.au_mode not in AU_AGENT_MODES:
             return counts
         from tqdm import tqdm
 
@@ -398,7 +410,7 @@ class MERCaptionPlusDataset(torch.utils.data.Dataset):
             self._agent = None
 
     def _au_features(self, name: str):
-        """(features float32 [T, D], valid, descriptions padded to T)."""
+        """(features float32 [T, D], valid, descriptions padded to T, meta)."""
         store = self.au_store
         if self.use_au_agent:
             csv_path = find_openface_csv(self.openface_dir, name)
@@ -416,7 +428,29 @@ class MERCaptionPlusDataset(torch.utils.data.Dataset):
         T = feats.shape[0]
         texts = [str(t) for t in meta.get("descriptions", [])][:T]
         texts += [""] * (T - len(texts))
-        return torch.from_numpy(feats.astype(np.float32)), bool(meta.get("valid", True)), texts
+        return torch.from_numpy(feats.astype(np.float32)), bool(meta.get("valid", True)), texts, meta
+
+    def _openface_csv(self, name: str) -> Path:
+        csv_path = find_openface_csv(self.openface_dir, name)
+        if csv_path is None:
+            raise SampleError(f"no OpenFace CSV for it in {self.openface_dir}")
+        return csv_path
+
+    def _au_inputs(self, name: str) -> dict:
+        """The sample's AU keys for this au_mode: au / au_values, au_mask, au_text."""
+        from my_affectgpt.models import au_values
+
+        if self.au_mode == "values":
+            got = au_values.sample_values(self._openface_csv(name), self.au_config, video=name)
+            return {"au_values": torch.from_numpy(got.values), "au_mask": got.valid}
+        feats, valid, texts, meta = self._au_features(name)
+        out = {"au": feats, "au_mask": valid, "au_text": texts}
+        if self.au_mode == "hybrid":
+            frames = meta.get("frames", []) if valid else []
+            out["au_values"] = torch.from_numpy(au_values.values_at_frames(
+                self._openface_csv(name) if frames else None, self.au_config, frames, feats.shape[0],
+                face_id=meta.get("face_id"), video=name))
+        return out
 
     # -- samples ------------------------------------------------------------------------------
 
@@ -472,7 +506,7 @@ class MERCaptionPlusDataset(torch.utils.data.Dataset):
                 wav = read_wav(self._media(name, "audio", ".wav"), self.sample_rate)
                 sample["audio"] = torch.from_numpy(audio_clips(wav, self.num_audio_clips, self.clip_samples))
         if "au" in m:
-            sample["au"], sample["au_mask"], sample["au_text"] = self._au_features(name)
+            sample.update(self._au_inputs(name))
         return sample
 
     def __getitem__(self, index: int) -> dict | None:
@@ -496,11 +530,12 @@ def collate_samples(samples: Iterable[dict | None]) -> dict | None:
     first = samples[0]
     if "subtitle" in first:
         batch["subtitles"] = [s["subtitle"] for s in samples]
-    for key in ("frames", "faces", "audio", "au"):
+    for key in ("frames", "faces", "audio", "au", "au_values"):
         if key in first:
             batch[key] = torch.stack([s[key] for s in samples])
-    if "au" in first:
+    if "au_mask" in first:
         batch["au_mask"] = torch.tensor([s["au_mask"] for s in samples], dtype=torch.bool)
+    if "au_text" in first:
         batch["au_text"] = [list(s["au_text"]) for s in samples]
     return batch
 

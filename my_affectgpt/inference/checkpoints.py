@@ -8,7 +8,8 @@ Selection follows upstream AffectGPT's `inference` keys:
 
 The model is built once from the inference config (`model` section, the first `datasets` entry's
 face_or_frame) with the tokenizer that training saved in the checkpoint folder; each selected
-checkpoint then only swaps the trainable weights (LoRA, fusion, projections).
+checkpoint then only swaps the trainable weights (LoRA, fusion, projections). A checkpoint trained
+with another `model.au_mode` is refused in one line (`check_modes`, before any data or model loads).
 """
 from __future__ import annotations
 
@@ -20,9 +21,9 @@ import torch
 from omegaconf import DictConfig
 
 from my_affectgpt.common.errors import InputError
-from my_affectgpt.training.affectgpt_loop import (CHECKPOINT_RE, build_model, checkpoint_metadata,
-                                                  job_dir, list_checkpoints, load_trainable,
-                                                  mixed_precision)
+from my_affectgpt.training.affectgpt_loop import (CHECKPOINT_RE, build_model, check_au_mode,
+                                                  checkpoint_metadata, job_dir, list_checkpoints,
+                                                  load_checkpoint, mixed_precision)
 
 log = logging.getLogger(__name__)
 
@@ -90,6 +91,12 @@ def feature_dims(checkpoint) -> dict:
     return json.loads(checkpoint_metadata(checkpoint).get("feature_dims") or "{}")
 
 
+def check_modes(cfg: DictConfig, checkpoints) -> None:
+    """Every checkpoint was trained with this config's model.au_mode (else one InputError)."""
+    for ckpt in checkpoints:
+        check_au_mode(ckpt, cfg.model.au_mode)
+
+
 def device_for() -> torch.device:
     """The first GPU when there is one (inference runs on one device), else the CPU."""
     return torch.device("cuda" if torch.cuda.is_available() else "cpu")
@@ -126,7 +133,7 @@ def build_inference_model(cfg: DictConfig, modalities, folder: Path, checkpoint:
 def load_weights(model, checkpoint: Path) -> None:
     """Swap in one checkpoint's trainable weights (the frozen parts stay)."""
     try:
-        model.load_trainable_state_dict(load_trainable(checkpoint))
+        load_checkpoint(model, checkpoint)
     except InputError as err:
         if err.path == "checkpoint":
             raise InputError(checkpoint, f"{err.cause}; was it trained with this config's model "

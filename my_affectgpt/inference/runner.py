@@ -25,7 +25,8 @@ Test datasets. Each entry has `name`, `data_root` (MER-Caption+ layout) and opti
 else about reading a sample (face_or_frame, frame / face / clip counts, the AU Agent keys) comes
 from the config's first `datasets` entry, as in training. The videos are the names of
 `label_csv`, else of the MER-Caption+ label CSVs, else of `video/`, else of the OpenFace CSVs.
-AU features missing from the store are computed first, in one batched AU Agent pass.
+AU features missing from the store are computed first, in one batched AU Agent pass (none with
+`model.au_mode: values`: the samples read their OpenFace CSVs, as in training).
 """
 from __future__ import annotations
 
@@ -122,7 +123,7 @@ def test_dataset(cfg: DictConfig, test: DictConfig, zeroshot: bool) -> MERCaptio
     names = sample_names(root, test.label_csv, openface_dir)
     return MERCaptionPlusDataset.from_config(entry, parse_face_or_frame(entry.face_or_frame),
                                              encoder_feature_dir=cfg.model.encoder_feature_dir,
-                                             seed=cfg.run.seed, names=names)
+                                             seed=cfg.run.seed, names=names, au_mode=cfg.model.au_mode)
 
 
 # ---- one checkpoint on one dataset ----------------------------------------------------------
@@ -243,6 +244,7 @@ def run_inference(cfg: DictConfig, cfg_path, *, zeroshot: bool | None = None, ch
     else:
         folder = ckpts.checkpoint_folder(cfg, cfg_path)
         selected = ckpts.select_checkpoints(folder, inf.test_epoch, inf.test_epochs, inf.skip_epoch)
+    ckpts.check_modes(cfg, selected)
     run = run_name(folder, zeroshot)
     question = QUESTIONS[question_kind(zeroshot)]
 

@@ -17,7 +17,9 @@ Inputs, each from the first source that has it (a notice on stderr says when a f
   MER-Caption+ layout; else silence. The audio track of an mp4 is not read: that needs ffmpeg,
   which this project does not depend on (`ffmpeg -i clip.mp4 -ac 1 -ar 16000 clip.wav` makes one).
 - subtitle (when face_or_frame has `text`): `--subtitle`, else empty.
-Frames are read from the video with OpenCV, as in training.
+Frames are read from the video with OpenCV, as in training. The CSV becomes the AU input of
+`model.au_mode` as the dataset makes it (`au_inputs`); with `values` no AU Agent is built: the
+printed per-frame lines are then the AU values (canonical AU text), not descriptions.
 """
 from __future__ import annotations
 
@@ -46,7 +48,8 @@ class VideoAnswer:
     answer: str
     openface_csv: str | None = None
     au_status: str | None = None
-    au_frames: list = field(default_factory=list)   # [{"frame", "timestamp", "description"}]
+    au_frames: list = field(default_factory=list)   # [{"frame", "timestamp", "au", "description"}]
+    au_mode: str | None = None
     notices: list = field(default_factory=list)
 
 
@@ -158,20 +161,33 @@ def read_audio_clips(video: Path, entry, audio=None, notices=None) -> np.ndarray
     return mcp.audio_clips(wave_, int(entry.num_audio_clips), clip_samples)
 
 
-def au_inputs(entry, csv: Path, au_mode: str) -> tuple[torch.Tensor, bool, list[str], dict]:
-    """(features [T, D], valid, descriptions padded to T, meta) from the AU Agent.
+def au_inputs(entry, csv: Path, au_mode: str) -> tuple[dict, dict]:
+    """(the sample's AU keys as the dataset gives them: au / au_values, au_mask, au_text; meta).
 
-    With au_mode text the model reads only the descriptions, so the text encoder is not loaded
-    and the features are zeros [T, 1] (never looked at)."""
+    - features: the AU Agent's features [T, D] and descriptions;
+    - text: the descriptions only, so the text encoder is not loaded and the features are zeros
+      [T, 1] (never looked at);
+    - values: the CSV's AU vectors [T, 18] at the AU Agent's frames (au_values.sample_values, as
+      the dataset reads them); no AU Agent and no text encoder are built;
+    - hybrid: the features and the values at their frames (au_values.values_at_frames)."""
     from my_affectgpt.common.config import au_agent_config
+    from my_affectgpt.models import au_values
+
+    if au_mode == "values":
+        got = au_values.sample_values(csv, au_agent_config(entry, describer=False), video=csv.stem)
+        meta = {"status": got.status, "valid": got.valid, "frames": got.frames,
+                "timestamps": got.timestamps, "prompts": got.states}
+        return {"au_values": torch.from_numpy(got.values), "au_mask": got.valid}, meta
+
     from my_affectgpt.models.au_agent import AUAgent
 
-    with AUAgent(au_agent_config(entry)) as agent:
+    config = au_agent_config(entry)
+    with AUAgent(config) as agent:
         if au_mode == "text":
             plan = agent.plan_video(csv, video=csv.stem)
             slots = plan["slots"]
             meta = {"status": plan["status"], "valid": bool(slots), "frames": [s.frame for s in slots],
-                    "timestamps": [s.timestamp for s in slots],
+                    "timestamps": [s.timestamp for s in slots], "prompts": [s.prompt for s in slots],
                     "descriptions": agent.describe(slots) if slots else []}
             feats = np.zeros((plan["num_frames"], 1), dtype=np.float32)
         else:
@@ -182,7 +198,13 @@ def au_inputs(entry, csv: Path, au_mode: str) -> tuple[torch.Tensor, bool, list[
     T = feats.shape[0]
     texts = [str(t) for t in meta.get("descriptions", [])][:T]
     texts += [""] * (T - len(texts))
-    return torch.from_numpy(feats.astype(np.float32)), bool(meta.get("valid", True)), texts, meta
+    valid = bool(meta.get("valid", True))
+    sample = {"au": torch.from_numpy(feats.astype(np.float32)), "au_mask": valid, "au_text": texts}
+    if au_mode == "hybrid":
+        sample["au_values"] = torch.from_numpy(au_values.values_at_frames(
+            csv, config, meta.get("frames", []) if valid else [], T, face_id=meta.get("face_id"),
+            video=csv.stem))
+    return sample, meta
 
 
 def answer_video(cfg: DictConfig, cfg_path, video, *, openface_csv=None, openface_bin=None,
@@ -216,6 +238,7 @@ def answer_video(cfg: DictConfig, cfg_path, video, *, openface_csv=None, openfac
         folder = ckpts.checkpoint_folder(cfg, cfg_path)
         inf = cfg.inference
         checkpoint = ckpts.select_checkpoints(folder, inf.test_epoch, inf.test_epochs, inf.skip_epoch)[-1]
+    ckpts.check_modes(cfg, [checkpoint])
 
     sample = {"name": video.stem, "question": question, "label_type": question_kind(zeroshot), "answer": ""}
     size = int(entry.image_size)
@@ -234,26 +257,34 @@ def answer_video(cfg: DictConfig, cfg_path, video, *, openface_csv=None, openfac
         sample["subtitle"] = subtitle or ""
     meta = {}
     if csv is not None:
-        sample["au"], sample["au_mask"], sample["au_text"], meta = au_inputs(entry, csv, str(cfg.model.au_mode))
+        au, meta = au_inputs(entry, csv, str(cfg.model.au_mode))
+        sample.update(au)
 
     device = ckpts.device_for()
     model = ckpts.build_inference_model(cfg, modalities, folder, checkpoint, device)
     with ckpts.autocast(cfg, device):
         answer = model.generate(mcp.collate_samples([sample]),
                                 max_new_tokens=int(cfg.inference.max_new_tokens))[0]
-    frames = [{"frame": f, "timestamp": t, "description": d} for f, t, d in
-              zip(meta.get("frames", []), meta.get("timestamps", []), meta.get("descriptions", []))]
+    frames = []
+    descriptions, states = meta.get("descriptions"), meta.get("prompts") or []
+    for i, (f, t) in enumerate(zip(meta.get("frames", []), meta.get("timestamps", []))):
+        frame = {"frame": f, "timestamp": t, "au": states[i] if i < len(states) else ""}
+        if descriptions is not None:  # au_mode values has none
+            frame["description"] = descriptions[i] if i < len(descriptions) else ""
+        frames.append(frame)
     return VideoAnswer(video=str(video), checkpoint=str(checkpoint), question=question, answer=answer,
                        openface_csv=str(csv) if csv else None, au_status=meta.get("status"),
-                       au_frames=frames, notices=notices)
+                       au_frames=frames, notices=notices, au_mode=str(cfg.model.au_mode))
 
 
 def format_answer(result: VideoAnswer) -> str:
     lines = [f"video: {result.video}", f"checkpoint: {result.checkpoint}"]
     if result.openface_csv:
-        lines.append(f"AU descriptions ({len(result.au_frames)} frames from {result.openface_csv}, "
-                     f"status {result.au_status}):")
-        lines += [f"  frame {a['frame']} ({float(a['timestamp']):.2f} s): {a['description']}"
+        described = result.au_mode != "values"
+        lines.append(f"AU {'descriptions' if described else 'values'} ({len(result.au_frames)} frames "
+                     f"from {result.openface_csv}, status {result.au_status}):")
+        lines += [f"  frame {a['frame']} ({float(a['timestamp']):.2f} s): "
+                  f"{a['description'] if described else a.get('au', '')}"
                   for a in result.au_frames] or ["  (none: no usable face in the OpenFace CSV)"]
     lines += [f"question: {result.question}", f"answer: {result.answer}"]
     return "\n".join(lines)

@@ -5,6 +5,12 @@
     audio ++ faces (or frames), each projected to one width --fusion--> multi  |   positions of
     AU features [B, T, D_au] --Q-Former--> [B, num_au_query_token, D_llm] ----/   the prompt
                                                                                --> LLM + LoRA
+`model.au_mode` (common/config.py AU_MODES) decides what the AU branch reads:
+- features: the AU Agent's text features [B, T, D_au] (batch "au") -> AU Q-Former;
+- text: the AU Agent's descriptions as prompt words (below), no AU tokens;
+- values: OpenFace AU vectors [B, T, 18] (batch "au_values", au_values.py) -> trainable projection
+  (`au_proj`) -> AU Q-Former; no AU Agent or text encoder anywhere;
+- hybrid: values ++ text features [B, T, 18 + D_au] -> projection -> AU Q-Former.
 The prompt holds one placeholder block per modality present, in `Modalities.ordered` order:
 `<Multi><MultiHere>…</Multi> <Audio><AudioHere>…</Audio> <Face>…</Face> <Frame>…</Frame> <AU>…</AU>`
 (each placeholder repeated once per fused token), or with `au_mode: text` the frames' AU
@@ -13,10 +19,10 @@ in the LLM's chat template (or "### Human: … ### Assistant:" when its tokenize
 embeddings at placeholder positions are replaced by the fused modality tokens (`inputs_embeds`).
 The loss covers the answer tokens only (+ end-of-sequence); everything else is labelled -100.
 
-Trainable: LoRA on the LLM, the fusion modules and the multi projections. Encoders and the base LLM
-are frozen. A video whose AU features are unusable (`au_mask` False) gets zeroed AU tokens that
-are masked out of attention. Position ids follow the attention mask (masked tokens take no
-position), identically in training and in generation.
+Trainable: LoRA on the LLM, the fusion modules, the multi projections and the AU-values projection.
+Encoders and the base LLM are frozen. A video whose AU input is unusable (`au_mask` False, in
+every AU mode) gets zeroed AU tokens that are masked out of attention. Position ids follow the
+attention mask (masked tokens take no position), identically in training and in generation.
 """
 from __future__ import annotations
 
@@ -26,12 +32,13 @@ from typing import Iterable, Mapping
 import torch
 from torch import nn
 
+from my_affectgpt.common.config import AU_MODES, AU_VALUE_MODES, choice_error
 from my_affectgpt.common.errors import InputError
+from my_affectgpt.models.au_values import NUM_AU_VALUES, AUValueProjection
 from my_affectgpt.models.encoders import AudioEncoder, VisualEncoder, feature_dir_dims
 from my_affectgpt.models.qformer import QFormerFusion, build_fusion
 from my_affectgpt.models.tiny import PLACEHOLDERS, load_llm, load_tokenizer
 
-AU_MODES = ("features", "text")
 DEFAULT_AU_FEATURE_DIM = 512  # CLIP ViT-B/32 text features, the AU Agent's default encoder
 TAGS = {"multi": "Multi", "audio": "Audio", "face": "Face", "frame": "Frame", "au": "AU"}
 BATCH_KEYS = {"face": "faces", "frame": "frames", "audio": "audio"}  # modality -> batch key
@@ -64,9 +71,8 @@ class AffectGPT(nn.Module):
         super().__init__()
         self.modalities = modalities
         self.au_mode = str(model_cfg.get("au_mode", "features"))
-        if self.au_mode not in AU_MODES:
-            raise InputError("model.au_mode", f"unknown value '{self.au_mode}'; choose one of: "
-                                              + ", ".join(AU_MODES))
+        if choice_error(self.au_mode, AU_MODES):
+            raise InputError("model.au_mode", choice_error(self.au_mode, AU_MODES))
         self.max_length = int(model_cfg["max_length"])
         self.max_new_tokens = int(model_cfg["max_new_tokens"])
         self.feature_dir = model_cfg.get("encoder_feature_dir")
@@ -87,8 +93,13 @@ class AffectGPT(nn.Module):
                 continue  # these go into the prompt as words
             where = f"model.fusion.{token}"
             if token == "au":
+                au_width = dims.get("au")
+                if self.au_mode in AU_VALUE_MODES:  # values (++ text features) -> one width
+                    self.au_proj = AUValueProjection(int(model_cfg["qformer_hidden_size"]),
+                                                     text_dim=dims["au"] if self.au_mode == "hybrid" else 0)
+                    au_width = self.au_proj.out_dim
                 self.fusion["au"] = QFormerFusion(
-                    dims["au"], d_llm, num_query=int(model_cfg["num_au_query_token"]),
+                    au_width, d_llm, num_query=int(model_cfg["num_au_query_token"]),
                     hidden_size=int(model_cfg["qformer_hidden_size"]),
                     num_layers=int(model_cfg["qformer_layers"]), num_heads=int(model_cfg["qformer_heads"]))
             elif token == "multi":
@@ -145,7 +156,12 @@ class AffectGPT(nn.Module):
                 dims["audio"] = self.audio_encoder.out_dim
             given = {k: v for k, v in given.items() if k not in dims}  # encoders decide those
         dims.update({k: int(v) for k, v in given.items()})
-        dims.setdefault("au", int(model_cfg.get("au_feature_dim") or DEFAULT_AU_FEATURE_DIM))
+        if "au" in mods and self.au_mode in AU_VALUE_MODES:
+            dims["au_values"] = NUM_AU_VALUES
+        if self.au_mode == "values":
+            dims.pop("au", None)  # no text features in this mode
+        else:
+            dims.setdefault("au", int(model_cfg.get("au_feature_dim") or DEFAULT_AU_FEATURE_DIM))
         return dims
 
     @property
@@ -170,15 +186,34 @@ class AffectGPT(nn.Module):
             cache[name] = x
         return cache[name]
 
+    def _au_batch(self, batch: Mapping, key: str) -> torch.Tensor:
+        """[B, T, width] of batch "au" (text features) or "au_values", width checked."""
+        if key not in batch:
+            raise InputError(key, f"batch has no '{key}' but model.au_mode {self.au_mode} needs it")
+        x = batch[key].to(self.device).float()
+        if x.dim() != 3 or x.shape[-1] != self.input_dims[key]:
+            what = "AU values" if key == "au_values" else "AU features"
+            raise InputError(key, f"{what} have width {x.shape[-1]} but the model was built for "
+                                  f"{self.input_dims[key]} (feature_dims)")
+        return x
+
+    def _au_inputs(self, batch: Mapping) -> torch.Tensor:
+        """The AU Q-Former's input [B, T, width] for this au_mode (module docstring)."""
+        if self.au_mode == "features":
+            return self._au_batch(batch, "au")
+        values = self._au_batch(batch, "au_values")
+        text = self._au_batch(batch, "au") if self.au_mode == "hybrid" else None
+        if text is not None and text.shape[:2] != values.shape[:2]:
+            raise InputError("au_values", f"AU values {tuple(values.shape)} and AU features "
+                                          f"{tuple(text.shape)} do not cover the same frames")
+        return self.au_proj(values, text)
+
     def modality_tokens(self, batch: Mapping) -> dict:
         """token -> (fused embeddings [B, Q, D_llm], valid [B] bool)."""
         cache, out = {}, {}
         for token, fuse in self.fusion.items():
             if token == "au":
-                au = batch["au"].to(self.device).float()
-                if au.shape[-1] != self.input_dims["au"]:
-                    raise InputError("au", f"AU features have width {au.shape[-1]} but the model "
-                                           f"was built for {self.input_dims['au']} (feature_dims)")
+                au = self._au_inputs(batch)
                 valid = _au_mask(batch, au.shape[0]).to(self.device)
                 out[token] = (fuse(au, valid[:, None].expand(-1, au.shape[1])), valid)
                 continue
@@ -319,7 +354,7 @@ class AffectGPT(nn.Module):
         return [text.strip() for text in self.tokenizer.batch_decode(out, skip_special_tokens=True)]
 
     def trainable_state_dict(self) -> dict:
-        """The trained parameters only (LoRA, fusion, projections), by stable names."""
+        """The trained parameters only (LoRA, fusion, projections incl. au_proj), by stable names."""
         return {name: p.detach() for name, p in self.named_parameters() if p.requires_grad}
 
     def load_trainable_state_dict(self, state: Mapping) -> None:

@@ -25,10 +25,11 @@ Backends (one output contract: a list of descriptions in input order):
 
 Videos with fewer than T usable frames. Every usable frame is used, in time order, and slot k of T
 shows usable frame floor(k * n / T) (nearest-frame upsampling, as frame samplers do for short
-clips), so the Q-Former still sees T time steps with the same statistics; meta `status` is
-`few_frames` and `mask` is all ones. A video with no usable frame (tracking lost throughout, or
-a header-only CSV) gets zero features, `status: empty`, `valid: false` and an all-zero `mask`, so
-training can mask it. A file that is not an OpenFace CSV at all is an error for that video.
+clips; au_values.sampled_rows, the rule the AU-values route shares), so the Q-Former still
+sees T time steps with the same statistics; meta `status` is `few_frames` and `mask` is all
+ones. A video with no usable frame (tracking lost throughout, or a header-only CSV) gets zero
+features, `status: empty`, `valid: false` and an all-zero `mask`, so training can mask it.
+A file that is not an OpenFace CSV at all is an error for that video.
 
 Config keys (DESIGN.md §6, read from the YAML section that holds them) are listed in CONFIG_KEYS.
 """
@@ -55,11 +56,12 @@ from my_affectgpt.au.facs import (ACTION_UNITS, DEFAULT_BANDS, PRESENCE_ONLY, In
 from my_affectgpt.au.frames import FrameAU, frame_aus
 from my_affectgpt.au.openface import (DEFAULT_MIN_CONFIDENCE, find_openface_csvs,
                                       read_openface_csv, video_name)
-from my_affectgpt.au.sampling import SAMPLING_METHODS, sample_frames
+from my_affectgpt.au.sampling import SAMPLING_METHODS
 from my_affectgpt.au.teacher import NEUTRAL_SENTENCE, RuleTeacher
 from my_affectgpt.common.errors import InputError, cli_entry
 from my_affectgpt.common.kv_cache import KVCache
 from my_affectgpt.models import base_llm
+from my_affectgpt.models.au_values import is_empty_video_error, sampled_rows
 from my_affectgpt.models.feature_store import FeatureStore, csv_fingerprint, identity_hash
 from my_affectgpt.models.text_encoders import (DEFAULT_PRETRAINED, DEFAULT_SPEC, TextEncoderSpec,
                                                encoder_identity, file_sha256, load_text_encoder)
@@ -597,16 +599,13 @@ class AUAgent:
         try:
             track = read_openface_csv(csv, min_confidence=self.config.min_confidence, video=video)
         except InputError as err:
-            if not _is_empty_video_error(err):
+            if not is_empty_video_error(err):
                 raise
             plan.update(status="empty", reason=err.cause, n_rows=_count_rows(csv))
             return plan
-        rows = sample_frames(track, T, sampling)
-        n = len(rows)
-        if n < T:  # nearest-frame upsampling, time order kept (module docstring)
-            rows = [rows[(k * n) // T] for k in range(T)]
+        rows, status = sampled_rows(track, T, sampling)  # nearest-frame upsampling when short
         plan.update(track=track, slots=frame_aus(track, rows, self.config.bands),
-                    status="ok" if n >= T else "few_frames", n_rows=len(track.frames),
+                    status=status, n_rows=len(track.frames),
                     n_usable=int(track.usable.sum()), face_id=track.face_id, n_faces=track.n_faces)
         return plan
 
@@ -683,12 +682,6 @@ class AUAgent:
 
     def __exit__(self, *exc) -> None:
         self.close()
-
-
-def _is_empty_video_error(err: InputError) -> bool:
-    # openface.read_openface_csv raises a plain InputError for these two cases; matching its
-    # wording is the only way to tell them apart from unreadable files until it has a subclass.
-    return "frames failed" in err.cause or "header only" in err.cause
 
 
 def _count_rows(csv) -> int:

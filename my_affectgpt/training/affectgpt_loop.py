@@ -11,11 +11,13 @@ Read it top to bottom in `train()`:
    folder so inference reloads the identical one);
 4. AdamW on the trainable parameters only, linear warmup + cosine to run.min_lr (transformers);
 5. accelerate: DDP on N GPUs, mixed precision from run.amp, gradient accumulation;
-6. each epoch: `checkpoint_<epoch:06d>.safetensors` (trainable weights only; epochs count from 0
-   as in upstream AffectGPT) and `checkpoint_<epoch:06d>.state/` (accelerate's optimizer,
-   scheduler and RNG state, plus `trainer_state.json`: epoch, global step, batches done);
+6. each epoch: `checkpoint_<epoch:06d>.safetensors` (trainable weights only, with the model's
+   `au_mode` and input widths in its metadata; epochs count from 0 as in upstream AffectGPT) and
+   `checkpoint_<epoch:06d>.state/` (accelerate's optimizer, scheduler and RNG state, plus
+   `trainer_state.json`: epoch, global step, batches done);
 7. resume (`run.resume`: auto | a checkpoint | false) restores all of it and continues the global
-   step, the learning-rate schedule and the loss curve (TensorBoard purges the abandoned tail).
+   step, the learning-rate schedule and the loss curve (TensorBoard purges the abandoned tail); a
+   checkpoint of another `model.au_mode` is refused in one line before anything loads.
 
 Logs: TensorBoard scalars `train/loss`, `train/lr` under `<job>/tensorboard/`, the same numbers
 as JSON lines in `<job>/metrics.jsonl`. `run.max_steps` stops early (quick runs, tests); a stop in
@@ -143,6 +145,22 @@ def load_trainable(path) -> dict:
         raise InputError(path, f"cannot read checkpoint ({err})") from None
 
 
+def check_au_mode(path, au_mode: str) -> None:
+    """Refuse a checkpoint trained with another model.au_mode (checked before anything loads);
+    checkpoints older than the metadata key pass (their weights' names still must fit)."""
+    trained = checkpoint_metadata(path).get("au_mode")
+    if trained is not None and trained != str(au_mode):
+        raise InputError(path, f"trained with model.au_mode={trained}, but this config has "
+                               f"model.au_mode={au_mode} (--options model.au_mode={trained}, or a "
+                               "checkpoint of this mode)")
+
+
+def load_checkpoint(model, path) -> None:
+    """A checkpoint's trainable weights into `model` (same au_mode, names and shapes)."""
+    check_au_mode(path, model.au_mode)
+    model.load_trainable_state_dict(load_trainable(path))
+
+
 # ---- building blocks ------------------------------------------------------------------------
 
 def build_datasets(cfg: DictConfig, *, data_roots: dict | None = None):
@@ -166,7 +184,8 @@ def build_datasets(cfg: DictConfig, *, data_roots: dict | None = None):
                              "every dataset entry must use the same modalities (one model)")
         modalities = mods
         parts.append(MERCaptionPlusDataset.from_config(
-            entry, mods, encoder_feature_dir=cfg.model.encoder_feature_dir, seed=cfg.run.seed))
+            entry, mods, encoder_feature_dir=cfg.model.encoder_feature_dir, seed=cfg.run.seed,
+            au_mode=cfg.model.au_mode))
     return (parts[0] if len(parts) == 1 else ConcatDataset(parts)), modalities
 
 
@@ -196,13 +215,14 @@ def tokenizer_corpus(cfg: DictConfig, dataset) -> list[str]:
 
 
 def feature_dims(dataset, modalities) -> dict:
-    """Input widths the config cannot tell: the AU text encoder's D, read from a sample."""
+    """Input widths the config cannot tell: the AU text encoder's D, read from a sample (none
+    with au_mode values: its 18 values per frame are fixed)."""
     if "au" not in modalities:
         return {}
     for i in range(len(dataset)):
         sample = dataset[i]
         if sample is not None:
-            return {"au": int(sample["au"].shape[-1])}
+            return {"au": int(sample["au"].shape[-1])} if "au" in sample else {}
     raise InputError("datasets", "no sample could be loaded (see the warnings above)")
 
 
@@ -253,6 +273,8 @@ def train(cfg: DictConfig, cfg_path) -> TrainResult:
     run = cfg.run
     out = job_dir(cfg, cfg_path)
     resume_from = resolve_resume(run.resume, out)  # a bad path fails before anything is loaded
+    if resume_from is not None:
+        check_au_mode(resume_from, cfg.model.au_mode)
 
     from accelerate import Accelerator
     from accelerate.utils import DataLoaderConfiguration, set_seed
@@ -310,7 +332,7 @@ def train(cfg: DictConfig, cfg_path) -> TrainResult:
     global_step, start_epoch, skip_batches = 0, 0, 0
     if resume_from is not None:
         progress = read_trainer_state(resume_from)
-        accelerator.unwrap_model(model).load_trainable_state_dict(load_trainable(resume_from))
+        load_checkpoint(accelerator.unwrap_model(model), resume_from)
         accelerator.load_state(str(state_dir(resume_from)))
         global_step = int(progress["global_step"])
         if progress["epoch_complete"]:
@@ -426,7 +448,8 @@ def _save_checkpoint(accelerator, model, out: Path, epoch: int, global_step: int
         atomic_write_text(tmp_state / TRAINER_STATE, json.dumps(progress, indent=1) + "\n")
         replace_dir(tmp_state, state_dir(ckpt))
         weights = accelerator.unwrap_model(model).trainable_state_dict()
-        save_trainable(ckpt, weights, {**progress, "feature_dims": json.dumps(dims)})
+        save_trainable(ckpt, weights, {**progress, "feature_dims": json.dumps(dims),
+                                       "au_mode": accelerator.unwrap_model(model).au_mode})
     accelerator.wait_for_everyone()
     return ckpt
 
@@ -474,6 +497,6 @@ def load_trained(job, checkpoint=None):
     entry = next(iter(cfg.datasets.values()))
     model = build_model(cfg, parse_face_or_frame(entry.face_or_frame), work_dir=job,
                         dims=json.loads(checkpoint_metadata(ckpt).get("feature_dims") or "{}"))
-    model.load_trainable_state_dict(load_trainable(ckpt))
+    load_checkpoint(model, ckpt)
     model.eval()
     return model, cfg
