@@ -29,16 +29,19 @@ order of the frames: the reference until --ref-calls model calls were made (fram
 without a call do not count), steps 2-3 on the first frames of the same order until --chain-calls
 calls (0: as many as the reference). Steps 4-5 cover all frames. Ratios are per frame
 (frames/s). Each frames/s ratio is split into throughput (new tokens/s) times output length
-(fewer new tokens per frame: shorter answers, fewer calls). New tokens include the stop token.
+(fewer new tokens per frame = fewer calls per frame x fewer new tokens per call). New tokens
+include the stop token. Step 4's fewer new tokens per call is the chain's sample of calls against
+all frames' prompts, not a gain (step 5 makes the same calls with the same outputs as step 4).
 Every timed variant runs in two halves, first halves of all, then second halves, so that load
 from other users of the machine falls on all of them.
 
-    python bench/bench_au_agent.py [--videos 32] [--ref-calls 64] [--chain-calls 16] \\
+    python bench/bench_au_agent.py [--videos 24] [--ref-calls 64] [--chain-calls 16] \\
         [--max-new-tokens 160] [--threads 2] [--adapter PATH] [--model tiny] [--json OUT]
 
 The default run takes about 15 minutes on 2 quiet cores with the untuned SmolLM2 (~20 new
-tokens/s one by one: reference ~8 min, greedy + our prompt ~3.5 min; ~80-140 tokens/s in
-batches of 32: ~3 min for its ~180 prompts). --videos, --ref-calls and --chain-calls scale it.
+tokens/s one by one: reference ~8 min, greedy + our prompt ~4 min; ~80-140 tokens/s in batches
+of 32: 2.5-4 min for the ~180 distinct prompts of 192 frames, ~110 new tokens each).
+--videos, --ref-calls and --chain-calls scale it.
 """
 from __future__ import annotations
 
@@ -91,7 +94,7 @@ class _Parser(argparse.ArgumentParser):
 def parse_args(argv=None):
     p = _Parser(prog="bench/bench_au_agent.py", description=__doc__,
                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--videos", type=int, default=32, help="simulated videos (default %(default)s)")
+    p.add_argument("--videos", type=int, default=24, help="simulated videos (default %(default)s)")
     p.add_argument("--num-frames", type=int, default=8, help="frames per video, T (default %(default)s)")
     p.add_argument("--ref-calls", type=int, default=64,
                    help="model calls of the reference loop (default %(default)s)")
@@ -213,10 +216,13 @@ def row(name: str, what: str, t: Timed, *, subset: str, derived: bool = False) -
 
 
 def ratios(step: dict, base: dict) -> dict:
-    """frames/s ratio = tokens/s ratio x fewer new tokens per frame."""
+    """frames/s ratio = tokens/s ratio x fewer new tokens per frame, and fewer new tokens per
+    frame = fewer calls per frame x fewer new tokens per call."""
     return {"frames_per_s": step["frames_per_s"] / base["frames_per_s"],
             "tokens_per_s": step["tokens_per_s"] / base["tokens_per_s"],
-            "fewer_tokens_per_frame": base["new_tokens_per_frame"] / step["new_tokens_per_frame"]}
+            "fewer_tokens_per_frame": base["new_tokens_per_frame"] / step["new_tokens_per_frame"],
+            "fewer_calls_per_frame": base["calls_per_frame"] / step["calls_per_frame"],
+            "fewer_tokens_per_call": base["mean_new_tokens_per_call"] / step["mean_new_tokens_per_call"]}
 
 
 def commit() -> str:
@@ -363,14 +369,18 @@ def report(res: dict) -> None:
           f"(ours), {res['reference_neutral_rate']:.1%} without an AU above 0.5 (reference rule); "
           f"{res['distinct_prompts']} distinct prompts")
     print(f"\n  {'step':<11} {'frames':>6} {'calls':>5} {'tok/call':>8} {'tok/frame':>9} {'frames/s':>9} "
-          f"{'tok/s':>7} | x previous = x tok/s x fewer tok/frame | x reference")
+          f"{'tok/s':>7} | {'x prev':>7} = {'tok/s':>6} x {'tok/fr':>6} (= {'calls':>6} x {'tok/call':>8}) "
+          f"| {'x ref':>7}")
     for s in chain:
         prev, r = s["vs_previous"], s["vs_reference"]
-        vp = (f"{prev['frames_per_s']:8.2f}x = {prev['tokens_per_s']:6.2f}x x {prev['fewer_tokens_per_frame']:6.2f}x"
-              if prev else f"{'1':>9}{'':>21}")
+        vp = (f"{prev['frames_per_s']:6.2f}x = {prev['tokens_per_s']:5.2f}x x {prev['fewer_tokens_per_frame']:5.2f}x "
+              f"(= {prev['fewer_calls_per_frame']:5.2f}x x {prev['fewer_tokens_per_call']:7.2f}x)"
+              if prev else f"{'1':>7}{'':>38}")
         print(f"  {s['step']:<11} {s['frames']:6d} {s['model_calls']:5d} {s['mean_new_tokens_per_call']:8.1f} "
-              f"{s['new_tokens_per_frame']:9.1f} {s['frames_per_s']:9.3f} {s['tokens_per_s']:7.1f} | {vp}"
-              f"{'':>8}| {r['frames_per_s']:7.2f}x{'  (derived)' if s['derived'] else ''}")
+              f"{s['new_tokens_per_frame']:9.1f} {s['frames_per_s']:9.3f} {s['tokens_per_s']:7.1f} | {vp} "
+              f"| {r['frames_per_s']:6.2f}x{'  (derived)' if s['derived'] else ''}")
+    print("  x prev: frames/s against the step before = new tokens/s x fewer new tokens per frame "
+          "(= fewer model calls per frame x fewer new tokens per call)")
     for i, (name, what) in enumerate(STEPS):
         print(f"    {i + 1} {name}: {what}; {chain[i]['subset']}")
     w = res["warm"]
@@ -384,6 +394,9 @@ def report(res: dict) -> None:
         f"{s['step']} {s['vs_previous']['tokens_per_s']:.2f}x" for s in chain[1:]))
     print("  output (fewer tokens/frame) by step: " + ", ".join(
         f"{s['step']} {s['vs_previous']['fewer_tokens_per_frame']:.2f}x" for s in chain[1:]))
+    print(f"  dedup's fewer tokens per call ({chain[3]['vs_previous']['fewer_tokens_per_call']:.2f}x) is not a "
+          f"gain: the chain's {chain[2]['model_calls']} calls against all {chain[3]['model_calls']} prompts "
+          f"(sampling; --chain-calls narrows it)")
     print(f"  mean new tokens per call: reference prompt {chain[1]['mean_new_tokens_per_call']:.1f} (greedy), "
           f"our prompt {chain[2]['mean_new_tokens_per_call']:.1f} (greedy), sampled reference "
           f"{ref['mean_new_tokens_per_call']:.1f}, ours batched {cold['mean_new_tokens_per_call']:.1f}")

@@ -24,8 +24,9 @@ def test_tiny_run_reports_every_step_at_equal_settings(tmp_path):
     for s in res["chain"]:
         assert s["frames_per_s"] > 0 and s["tokens_per_s"] > 0, s
         assert 0 < s["mean_new_tokens_per_call"] <= 6 + 1e-9, s  # the cap, on every side
-        assert s["vs_reference"]["frames_per_s"] == pytest.approx(
-            s["vs_reference"]["tokens_per_s"] * s["vs_reference"]["fewer_tokens_per_frame"])
+        r = s["vs_reference"]
+        assert r["frames_per_s"] == pytest.approx(r["tokens_per_s"] * r["fewer_tokens_per_frame"])
+        assert r["fewer_tokens_per_frame"] == pytest.approx(r["fewer_calls_per_frame"] * r["fewer_tokens_per_call"])
     assert res["max_new_tokens"] == {"reference": 6, "ours": 6}
     assert res["reference_calls"] >= 5 and res["chain"][0]["model_calls"] >= 5
     assert res["chain"][1]["model_calls"] == res["chain"][2]["model_calls"] >= 3
