@@ -35,6 +35,7 @@ def test_tiny_run_reports_every_step_at_equal_settings(tmp_path):
     assert steps["batched"]["model_calls"] == steps["dedup"]["model_calls"]  # same prompts generated
     assert steps["dedup"]["derived"] and not steps["batched"]["derived"]
     assert res["warm"]["generated"] == 0 and res["warm"]["frames_per_s"] > 0
+    assert res["reference_rule_calls_all_frames"] > 0
     assert res["torch"] and res["commit"] and res["load_average_before"]
     assert "x fewer new tokens per frame" in proc.stdout
 
