@@ -6,7 +6,7 @@ to padding, the leading tokens that all prompts share (system prompt + instructi
 once and reused by every row, and generation stops at EOS / end of turn or `max_new_tokens`.
 Greedy decoding runs our own short loop in which a row that has stopped leaves the batch
 (transformers' `generate` keeps computing it until the last row stops): same tokens, 1.14x
-faster on CPU in equal batches, 1.2-1.4x with batches of 64 (bench/RESULTS.md). Sampling goes
+faster on CPU for the untuned base, both in batches of 32 (bench/RESULTS.md). Sampling goes
 through `generate` and its settings.
 """
 from __future__ import annotations
