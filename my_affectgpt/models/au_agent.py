@@ -59,7 +59,7 @@ from my_affectgpt.au.openface import (DEFAULT_MIN_CONFIDENCE, find_openface_csvs
 from my_affectgpt.au.sampling import SAMPLING_METHODS
 from my_affectgpt.au.teacher import NEUTRAL_SENTENCE, RuleTeacher
 from my_affectgpt.common.errors import InputError, cli_entry
-from my_affectgpt.common.kv_cache import KVCache
+from my_affectgpt.common.answer_cache import AnswerCache
 from my_affectgpt.models import base_llm
 from my_affectgpt.models.au_values import is_empty_video_error, sampled_rows
 from my_affectgpt.models.feature_store import FeatureStore, csv_fingerprint, identity_hash
@@ -525,14 +525,14 @@ class AUAgent:
         blob = json.dumps([prompt, identity_hash(self.identity())], ensure_ascii=False)
         return hashlib.sha256(blob.encode("utf-8")).hexdigest()
 
-    def _persistent_cache(self) -> KVCache | None:
+    def _persistent_cache(self) -> AnswerCache | None:
         if not self.backend.uses_cache:
             return None
         if self._cache is None:
             path = self.config.cache_path
             if path == "auto":
                 path = base_llm.cache_root(self.config.model_cache_dir) / "au_descriptions.sqlite"
-            self._cache = KVCache(path)
+            self._cache = AnswerCache(path)
         return self._cache
 
     # -- descriptions -------------------------------------------------------------------------
