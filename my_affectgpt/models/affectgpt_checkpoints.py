@@ -58,7 +58,6 @@ def list_checkpoints(folder) -> list[Path]:
     return [p for _, p in sorted(found)]
 
 
-
 def save_trainable(path: Path, state: dict, metadata: dict) -> None:
     """Trainable weights as safetensors, written to a temp file and renamed (never half-written)."""
     from safetensors.torch import save
@@ -101,8 +100,6 @@ def load_checkpoint(model, path) -> None:
     """A checkpoint's trainable weights into `model` (same au_mode, names and shapes)."""
     check_au_mode(path, model.au_mode)
     model.load_trainable_state_dict(load_trainable(path))
-
-
 
 
 def build_model(cfg: DictConfig, modalities, *, corpus: Iterable[str] = (), work_dir=None,

@@ -139,5 +139,3 @@ def main(argv=None) -> int:
     if args.command == "extract":
         return _run_extract(args)
     return _run_plot(args)
-
-

@@ -144,7 +144,6 @@ def find_agent_section(root: Mapping, section: str | None = None, source: str = 
     return found[0]
 
 
-
 def load_agent_config(path=None, section: str | None = None, **overrides) -> AUAgentConfig:
     """AUAgentConfig from a YAML file (OmegaConf, interpolations resolved) plus overrides."""
     mapping: dict = {}
@@ -160,4 +159,3 @@ def load_agent_config(path=None, section: str | None = None, **overrides) -> AUA
         name, mapping = find_agent_section(root, section, source)
         source = f"{p}:{name}" if name else str(p)
     return AUAgentConfig.from_mapping(mapping, source, **overrides)
-

@@ -56,4 +56,3 @@ def prompt_identity() -> dict:
     texts = json.dumps([au_prompts.SYSTEM_PROMPT, au_prompts.USER_TEMPLATE])
     return {"prompt_version": au_prompts.PROMPT_VERSION,
             "prompt_sha256": hashlib.sha256(texts.encode()).hexdigest()[:16]}
-

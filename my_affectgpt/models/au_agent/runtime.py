@@ -292,4 +292,3 @@ def _count_rows(csv) -> int:
             return max(0, sum(1 for line in f if line.strip()) - 1)
     except OSError:
         return 0
-

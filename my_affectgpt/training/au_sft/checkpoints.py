@@ -60,7 +60,6 @@ def export_best(best_checkpoint, output_dir, extra: dict) -> Path:
     return target
 
 
-
 def run_record(cfg) -> dict:
     """What the checkpoints of a run depend on besides the schedule: the base model, the
     contents of the data files, how they are cut, and the LoRA layout."""

@@ -43,4 +43,3 @@ def main(argv=None) -> int:
         sys.stdout.flush()
     run(cfg)
     return 0
-

@@ -25,7 +25,6 @@ class DataConfig:
     max_val_samples: Optional[int] = None
 
 
-
 @dataclass
 class TrainConfig:
     epochs: float = 3.0
@@ -138,4 +137,3 @@ def check_config(cfg) -> None:
         if importlib.util.find_spec("deepspeed") is None:
             raise InputError(t.deepspeed, "training.deepspeed is set but DeepSpeed is not installed "
                                           "(pip install deepspeed, or set training.deepspeed=null)")
-

@@ -2,10 +2,10 @@
 the end-of-turn; the map-style dataset and the padding collator the Trainer uses."""
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 from my_affectgpt.common.errors import InputError
+from my_affectgpt.common.jsonl import jsonl_rows
 
 IGNORE = -100  # label value the loss skips
 
@@ -15,14 +15,8 @@ def read_chat_jsonl(path, limit=None) -> list:
     path = Path(path)
     out = []
     with path.open(encoding="utf-8") as f:
-        for lineno, line in enumerate(f, 1):
-            if not line.strip():
-                continue
+        for lineno, row in jsonl_rows(f, lambda n, err: InputError(f"{path}:{n}", f"invalid JSON: {err.msg}")):
             where = f"{path}:{lineno}"
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError as err:
-                raise InputError(where, f"invalid JSON: {err.msg}") from None
             msgs = row.get("messages") if isinstance(row, dict) else None
             if not isinstance(msgs, list) or len(msgs) < 2:
                 raise InputError(where, "needs a 'messages' list (system/user/assistant)")
