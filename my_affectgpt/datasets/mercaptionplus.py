@@ -301,8 +301,8 @@ class MERCaptionPlusDataset(torch.utils.data.Dataset):
     def from_config(cls, entry: Mapping, modalities: Modalities | str | None = None, *, au_agent=None,
                     encoder_feature_dir=None, seed: int = 0, names: Iterable[str] | None = None,
                     au_mode: str = "features") -> "MERCaptionPlusDataset":
-        """From one `datasets.<name>` entry of a loaded config (common/config.py) and the model's
-        `au_mode`; `names` (inference) lists the videos instead of the label CSVs."""
+        """From one `datasets.<name>` entry of a loaded config (datasets/affectgpt_config.py) and the
+        model's `au_mode`; `names` (inference) lists the videos instead of the label CSVs."""
         from my_affectgpt.datasets.affectgpt_config import au_agent_config
 
         if modalities is None:
