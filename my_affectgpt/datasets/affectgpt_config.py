@@ -62,21 +62,17 @@ class LLMTiny:
 
 
 @dataclass
-class VisualTiny:
-    hidden_size: int = 32
-    num_layers: int = 1
-    num_heads: int = 2
-    intermediate_size: int = 64
-    patch_size: int = 8
-    image_size: int = 32
-
-
-@dataclass
 class AudioTiny:
     hidden_size: int = 32
     num_layers: int = 1
     num_heads: int = 2
     intermediate_size: int = 64
+
+
+@dataclass
+class VisualTiny(AudioTiny):  # the same transformer sizes, plus the image patching
+    patch_size: int = 8
+    image_size: int = 32
 
 
 @dataclass
