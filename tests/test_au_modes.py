@@ -58,7 +58,8 @@ def trained(synth):
     """mode -> a job trained for one epoch, resumed for the second, and run on the test split."""
     from my_affectgpt.datasets.affectgpt_config import load_affectgpt_config as load_config
     from my_affectgpt.inference.runner import run_inference
-    from my_affectgpt.models import au_agent, text_encoders
+    from my_affectgpt.models import text_encoders
+    from my_affectgpt.models.au_agent import runtime as au_agent
     from my_affectgpt.training.affectgpt_loop import train
 
     done = {}
