@@ -83,7 +83,7 @@ class AUAgent:
 
     def __init__(self, config: AUAgentConfig | None = None, *, model=None, tokenizer=None,
                  encoder=None, **overrides):
-        if encoder is not None and not (hasattr(encoder, "encode") and hasattr(encoder, "dim")):
+        if isinstance(encoder, (str, TextEncoderSpec)):  # not hasattr: a lazy proxy would load on it
             raise TypeError(f"AUAgent(encoder=...) takes a loaded text encoder (models.text_encoders), "
                             f"got {encoder!r}; to choose one by name set the config's text_encoder "
                             f"spec, e.g. AUAgent(config, text_encoder={encoder!r})")
