@@ -37,7 +37,7 @@ def _known_keys(schema) -> dict:
     return out
 
 
-def check_keys(node, schema, prefix: str, source: str, origin: str, choice_keys: Mapping = {}) -> None:
+def check_keys(node, schema, prefix: str, source: str, origin: str, choice_keys: Mapping | None = None) -> None:
     """Raise InputError for the first key of `node` that `schema` (a dataclass type) lacks.
     Empty sections (None) of a plain container become {} on the way. `choice_keys` maps dotted
     patterns of enumerated keys to their options, named in the hint for a close misspelling."""
@@ -48,8 +48,8 @@ def check_keys(node, schema, prefix: str, source: str, origin: str, choice_keys:
         dotted = f"{prefix}{key}"
         if key not in known:
             close = difflib.get_close_matches(str(key), list(known), n=1, cutoff=0.6)
-            hint = f"; did you mean '{prefix}{close[0]}'{_choices_note(prefix + close[0], choice_keys)}?" \
-                if close else f"; known keys here: {', '.join(known)}"
+            note = _choices_note(prefix + close[0], choice_keys) if close else ""
+            hint = f"; did you mean '{prefix}{close[0]}'{note}?" if close else f"; known keys here: {', '.join(known)}"
             raise InputError(source, f"unknown key '{dotted}'{origin}{hint}")
         hint_type = known[key]
         if value is None and (dataclasses.is_dataclass(hint_type) or typing.get_origin(hint_type) in (dict, Dict)) \
@@ -58,7 +58,7 @@ def check_keys(node, schema, prefix: str, source: str, origin: str, choice_keys:
         _check_child(value, hint_type, f"{dotted}.", source, origin, choice_keys)
 
 
-def _check_child(value, hint, prefix: str, source: str, origin: str, choice_keys: Mapping) -> None:
+def _check_child(value, hint, prefix: str, source: str, origin: str, choice_keys: Mapping | None) -> None:
     hint_origin = typing.get_origin(hint)
     args = typing.get_args(hint)
     if dataclasses.is_dataclass(hint):
@@ -78,9 +78,9 @@ def _check_child(value, hint, prefix: str, source: str, origin: str, choice_keys
             check_keys(entry, args[0], f"{prefix}{i}.", source, origin, choice_keys)
 
 
-def _choices_note(dotted: str, choice_keys: Mapping) -> str:
+def _choices_note(dotted: str, choice_keys: Mapping | None) -> str:
     """` (one of a, b, c)` for an enumerated key, else ``."""
-    for pattern, choices in choice_keys.items():
+    for pattern, choices in (choice_keys or {}).items():
         if matches(dotted, pattern):
             return f" (one of {', '.join(choices)})"
     return ""

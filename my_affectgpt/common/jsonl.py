@@ -6,7 +6,8 @@ import json
 from typing import Callable, Iterable, Iterator
 
 
-def jsonl_rows(lines: Iterable[str], bad_json: Callable[[int, json.JSONDecodeError], Exception]) -> Iterator[tuple]:
+def jsonl_rows(lines: Iterable[str],
+               bad_json: Callable[[int, json.JSONDecodeError], Exception]) -> Iterator[tuple]:
     """(line number from 1, parsed value) per non-blank line of `lines` (an open file or a list);
     a line that is not JSON raises `bad_json(line number, error)`."""
     for lineno, line in enumerate(lines, 1):
