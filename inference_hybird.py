@@ -27,7 +27,7 @@ from my_affectgpt.common.errors import cli_entry  # noqa: E402
 
 
 def parse_args(argv):
-    from my_affectgpt.common.config import add_config_args
+    from my_affectgpt.datasets.affectgpt_config import add_config_args
 
     p = argparse.ArgumentParser(
         prog="inference_hybird.py",
@@ -86,9 +86,9 @@ def parse_args(argv):
 def main(argv=None) -> int:
     args = parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
-    from my_affectgpt.common.config import load_config
+    from my_affectgpt.datasets.affectgpt_config import load_affectgpt_config
 
-    cfg = load_config(args.cfg_path, args.options)
+    cfg = load_affectgpt_config(args.cfg_path, args.options)
     zeroshot = True if args.zeroshot else None
     if args.video is not None:
         from my_affectgpt.common.atomic import atomic_write_text

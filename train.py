@@ -21,7 +21,7 @@ from my_affectgpt.common.errors import cli_entry  # noqa: E402
 
 
 def parse_args(argv):
-    from my_affectgpt.common.config import add_config_args
+    from my_affectgpt.datasets.affectgpt_config import add_config_args
 
     p = argparse.ArgumentParser(
         prog="train.py",
@@ -45,9 +45,10 @@ def parse_args(argv):
 @cli_entry
 def main(argv=None) -> int:
     args = parse_args(argv)
-    from my_affectgpt.common.config import config_to_yaml, load_config
+    from my_affectgpt.common.config import config_to_yaml
+    from my_affectgpt.datasets.affectgpt_config import load_affectgpt_config
 
-    cfg = load_config(args.cfg_path, args.options)
+    cfg = load_affectgpt_config(args.cfg_path, args.options)
     if args.dry_run:
         sys.stdout.write(config_to_yaml(cfg))
         return 0

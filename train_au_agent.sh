@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Train the AU Agent LoRA adapter (my_affectgpt/training/au_sft.py) through `accelerate launch`:
+# Train the AU Agent LoRA adapter (my_affectgpt/training/au_sft/) through `accelerate launch`:
 # one process per visible GPU (DDP), or one CPU process when there is no GPU. Same command on 1..N GPUs.
 set -euo pipefail
 

@@ -229,7 +229,7 @@ def closed_set_scores(answers: dict, truth: dict) -> dict:
 
 def infer_and_score(route: str, job: str, options: list[str], out: Path, test: Path,
                     openface_dir: Path | None, feature_dir: Path, truth: dict) -> dict:
-    from my_affectgpt.common.config import load_config
+    from my_affectgpt.datasets.affectgpt_config import load_affectgpt_config as load_config
     from my_affectgpt.evaluation.emotion_eval import load_predictions
     from my_affectgpt.inference.runner import run_inference
 
@@ -298,7 +298,7 @@ def probe(splits: list, openface_dirs: list[Path], num_frames: int, cache_dir: P
     features = {"values": np.stack([r["values"] for r in kept])}
     common = dict(text_encoder="minilm", num_frames=num_frames, sampling="uniform", device="cpu")
     encoder = LazyEncoder(TextEncoderSpec.parse("minilm"), "cpu")
-    with AUAgent(AUAgentConfig(backend="template", **common), text_encoder=encoder) as agent:
+    with AUAgent(AUAgentConfig(backend="template", **common), encoder=encoder) as agent:
         features["rule_text"], _ = text_route(agent, kept, cache_dir, progress=False, label="rule_text")
     features["hybrid"] = np.concatenate([features["values"], features["rule_text"]], axis=1)
     out = {route: {"folds": {}} for route in PROBE_ROUTES}

@@ -73,7 +73,7 @@ def main() -> int:
     from peft import get_peft_model
 
     from my_affectgpt.models import base_llm
-    from my_affectgpt.training import au_sft
+    from my_affectgpt.models.lora import LoraSettings, peft_lora_config
     from my_affectgpt.training.au_sft import PadCollator, TokenizedChats, answer_loss_sum, read_chat_jsonl
 
     LoraLinear, FusedLoraLinear = fused_lora_class()
@@ -92,9 +92,9 @@ def main() -> int:
         """A LoRA model built by the recipe's own peft_lora_config, and its optimizer."""
         torch.manual_seed(0)  # the same adapter initialisation in every variant
         base = base_llm.load_base_model(folder, dtype=torch.float32)
-        lora = au_sft.LoraConfig(r=args.lora_r, alpha=2 * args.lora_r, dropout=dropout,
-                                 top_layers=top_layers)
-        m = get_peft_model(base, au_sft.peft_lora_config(vars(lora), base.config.num_hidden_layers))
+        lora = LoraSettings(r=args.lora_r, alpha=2 * args.lora_r, dropout=dropout,
+                            top_layers=top_layers)
+        m = get_peft_model(base, peft_lora_config(vars(lora), base.config.num_hidden_layers))
         m.train()
         return m, torch.optim.AdamW([q for q in m.parameters() if q.requires_grad], lr=1e-5)
 

@@ -19,7 +19,7 @@ from my_affectgpt.datasets.modalities import parse_face_or_frame
 from my_affectgpt.models.affectgpt import AffectGPT
 from my_affectgpt.models.au_values import NUM_AU_VALUES
 from my_affectgpt.models.qformer import FUSIONS, build_fusion
-from my_affectgpt.models.tiny import PLACEHOLDERS
+from my_affectgpt.models.affectgpt_llm import PLACEHOLDERS
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -93,7 +93,7 @@ def make_batch(mods, *, seed=0, au_mask=(True, False), features: dict | None = N
     return batch
 
 
-AU_MODES = ("features", "text", "values", "hybrid")
+from my_affectgpt.models.au_modes import AU_MODES  # noqa: E402
 CASES = [(v, "features") for v in VARIANTS] + [(v, m) for m in AU_MODES[1:] for v in VARIANTS if "_au_" in v]
 
 
@@ -333,7 +333,7 @@ def test_bad_config_values_name_the_key():
 def test_values_mode_needs_no_text_feature_width_and_checkpoints_refuse_another_mode(tmp_path):
     """values: built without any AU feature width (no text encoder exists in this mode); a
     checkpoint says its au_mode and refuses, in one line, a model of another mode."""
-    from my_affectgpt.training.affectgpt_loop import load_checkpoint, save_trainable
+    from my_affectgpt.models.affectgpt_checkpoints import load_checkpoint, save_trainable
 
     mods = parse_face_or_frame("face_au_text")
     torch.manual_seed(0)

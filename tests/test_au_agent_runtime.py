@@ -22,8 +22,9 @@ from my_affectgpt.au import prompts as au_prompts
 from my_affectgpt.au.lexicon import mentioned_aus
 from my_affectgpt.au.simulate import write_dataset
 from my_affectgpt.common.errors import InputError
-from my_affectgpt.models.au_agent import (NEUTRAL_DESCRIPTION, AUAgent, AUAgentConfig, load_config,
-                                          main, parse_au_text)
+from my_affectgpt.au.facs import parse_au_state_text as parse_au_text
+from my_affectgpt.models.au_agent import NEUTRAL_DESCRIPTION, AUAgent, AUAgentConfig, main
+from my_affectgpt.models.au_agent import load_agent_config as load_config
 from my_affectgpt.models import generation
 from my_affectgpt.models.feature_store import FeatureStore
 from tiny_llm import make_tiny_qwen2

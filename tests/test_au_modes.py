@@ -56,9 +56,10 @@ def _refuse(*args, **kwargs):
 @pytest.fixture(scope="module")
 def trained(synth):
     """mode -> a job trained for one epoch, resumed for the second, and run on the test split."""
-    from my_affectgpt.common.config import load_config
+    from my_affectgpt.datasets.affectgpt_config import load_affectgpt_config as load_config
     from my_affectgpt.inference.runner import run_inference
-    from my_affectgpt.models import au_agent, text_encoders
+    from my_affectgpt.models import text_encoders
+    from my_affectgpt.models.au_agent import runtime as au_agent
     from my_affectgpt.training.affectgpt_loop import train
 
     done = {}
@@ -82,7 +83,7 @@ def trained(synth):
 
 @pytest.mark.parametrize("mode", MODES)
 def test_each_mode_trains_resumes_and_infers(trained, mode):
-    from my_affectgpt.training.affectgpt_loop import checkpoint_metadata, load_trainable
+    from my_affectgpt.models.affectgpt_checkpoints import checkpoint_metadata, load_trainable
 
     run = trained(mode)
     assert run.first.global_step == 1 and run.first.resumed_from is None
@@ -121,7 +122,7 @@ def test_values_video_matches_the_dataset_run_without_au_agent_settings(trained,
 
 
 def test_hybrid_video_matches_the_dataset_run(trained, synth):
-    from my_affectgpt.common.config import load_config
+    from my_affectgpt.datasets.affectgpt_config import load_affectgpt_config as load_config
     from my_affectgpt.evaluation.emotion_eval import load_predictions
     from my_affectgpt.inference.single_video import answer_video
 
@@ -136,7 +137,7 @@ def test_hybrid_video_matches_the_dataset_run(trained, synth):
 
 
 def test_a_checkpoint_refuses_another_mode(trained, synth):
-    from my_affectgpt.common.config import load_config
+    from my_affectgpt.datasets.affectgpt_config import load_affectgpt_config as load_config
     from my_affectgpt.inference.runner import run_inference
     from my_affectgpt.inference.single_video import answer_video
     from my_affectgpt.training.affectgpt_loop import train

@@ -6,8 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from my_affectgpt.common.config import (add_config_args, au_agent_config, config_from_args,
-                                        config_to_yaml, load_config)
+from my_affectgpt.common.config import config_to_yaml
+from my_affectgpt.datasets.affectgpt_config import add_config_args, au_agent_config, config_from_args
+from my_affectgpt.datasets.affectgpt_config import load_affectgpt_config as load_config
 from my_affectgpt.common.errors import InputError
 from my_affectgpt.models.au_agent import CONFIG_KEYS
 
@@ -160,7 +161,7 @@ def test_every_au_mode_loads_and_values_needs_no_au_agent_settings(tmp_path, mod
 
 
 def test_au_modes_have_one_source():
-    from my_affectgpt.common import config
+    from my_affectgpt.datasets import affectgpt_config as config
     from my_affectgpt.models import affectgpt
 
     assert config.AU_MODES == ("features", "text", "values", "hybrid")

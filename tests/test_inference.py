@@ -147,7 +147,7 @@ def test_single_video_matches_the_dataset_answer(trained, predictions, tmp_path)
 
 
 def test_zeroshot_asks_for_labels_into_its_own_run(trained, predictions, one_thread):
-    from my_affectgpt.common.config import load_config
+    from my_affectgpt.datasets.affectgpt_config import load_affectgpt_config as load_config
     from my_affectgpt.inference.runner import run_inference
 
     cfg = load_config(trained.cfg_path, ["inference.test_epoch=1", "inference.zeroshot=true"])
@@ -285,7 +285,7 @@ def test_test_dataset_names(tmp_path):
 def test_production_config_describes_the_trained_model():
     """inference_config_au_agent.yaml loads, holds the seed's AU keys, and builds the model the
     production training config trains (same model section, same sample reading)."""
-    from my_affectgpt.common.config import load_config
+    from my_affectgpt.datasets.affectgpt_config import load_affectgpt_config as load_config
 
     infer = load_config(REPO / "inference_config_au_agent.yaml")
     train = load_config(REPO / "train_configs" / "config_with_au_agent.yaml")

@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 import torch
 
-from my_affectgpt.common.config import load_config
+from my_affectgpt.datasets.affectgpt_config import load_affectgpt_config as load_config
 from my_affectgpt.common.errors import InputError
 from my_affectgpt.datasets.mercaptionplus import (CLIP_MEAN, CLIP_STD, QUESTIONS, MERCaptionPlusDataset,
                                                   audio_clips, collate_samples, openset_answer,
@@ -204,7 +204,7 @@ def test_au_values_at_the_agent_frames_and_values_mode_builds_no_agent(copy, age
     lists; values: the same vectors, sampled by the AU Agent's rule without any AU Agent, store
     or text encoder; a video without usable frames is masked in both."""
     from my_affectgpt.au.openface import read_openface_csv
-    from my_affectgpt.models import au_agent as au_agent_module
+    from my_affectgpt.models.au_agent import runtime as au_agent_module
     from my_affectgpt.models import au_values, text_encoders
 
     hybrid = MERCaptionPlusDataset(copy, "au_text", au_agent=agent, au_mode="hybrid")

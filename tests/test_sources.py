@@ -13,10 +13,10 @@ import pytest
 from hypothesis import given, settings, strategies as st
 
 from my_affectgpt.au.facs import ALL_CODES, PRESENCE_ONLY
-from my_affectgpt.au.sources import (
-    AURecord, InputError, find_mer_factory_videos, listing_matches, normalise_au_key,
-    parse_au_listing, parse_au_text, read_instruction_jsonl, read_mer_factory_dir,
-    strip_chat_dump)
+from my_affectgpt.au.instruction_jsonl import read_instruction_jsonl
+from my_affectgpt.au.mer_factory import find_mer_factory_videos, read_mer_factory_dir, strip_chat_dump
+from my_affectgpt.au.sources import AURecord, listing_matches, normalise_au_key, parse_au_listing, parse_au_text
+from my_affectgpt.common.errors import InputError
 
 
 # --------------------------------------------------------------------------- fixture writers

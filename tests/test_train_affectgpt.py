@@ -72,7 +72,7 @@ def full_run(data, out):
 def test_checkpoints_state_config_and_logs(full_run):
     from safetensors import safe_open
 
-    from my_affectgpt.common.config import load_config
+    from my_affectgpt.datasets.affectgpt_config import load_affectgpt_config as load_config
 
     for epoch in (0, 1):
         ckpt = full_run / f"checkpoint_{epoch:06d}.safetensors"
@@ -116,7 +116,7 @@ def test_resume_continues_step_count_and_loss_curve(data, out, full_run):
         assert resumed[step] == pytest.approx(loss, rel=1e-4, abs=1e-5), (step, resumed, reference)
     assert tensorboard_steps(job) == list(range(1, 2 * STEPS_PER_EPOCH + 1))
 
-    from my_affectgpt.training.affectgpt_loop import load_trainable
+    from my_affectgpt.models.affectgpt_checkpoints import load_trainable
 
     a = load_trainable(full_run / "checkpoint_000001.safetensors")
     b = load_trainable(job / "checkpoint_000001.safetensors")

@@ -38,7 +38,7 @@ from tqdm import tqdm
 
 from my_affectgpt.au.prompts import API_TEACHER_SYSTEM, PROMPT_VERSION, user_prompt
 from my_affectgpt.common.errors import InputError
-from my_affectgpt.common.kv_cache import KVCache
+from my_affectgpt.common.answer_cache import AnswerCache
 
 log = logging.getLogger(__name__)
 
@@ -131,8 +131,8 @@ class RateLimiter:
                 time.sleep(delay)
 
 
-class ResponseCache(KVCache):
-    """The shared SQLite answer cache (common/kv_cache.py), tagged with this PROMPT_VERSION."""
+class ResponseCache(AnswerCache):
+    """The shared SQLite answer cache (common/answer_cache.py), tagged with this PROMPT_VERSION."""
 
     def put(self, key: str, response: str, model: str) -> None:  # type: ignore[override]
         super().put(key, response, model, PROMPT_VERSION)

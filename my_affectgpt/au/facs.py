@@ -9,6 +9,8 @@ import math
 from dataclasses import dataclass
 from typing import Mapping
 
+from my_affectgpt.common.errors import InputError
+
 # OpenFace 2.x column order: 17 intensities (_r), then 18 presences (_c; AU28 has no _r).
 INTENSITY_CODES = ("AU01", "AU02", "AU04", "AU05", "AU06", "AU07", "AU09", "AU10", "AU12",
                    "AU14", "AU15", "AU17", "AU20", "AU23", "AU25", "AU26", "AU45")
@@ -193,3 +195,23 @@ def au_state_text(active: Mapping[str, float]) -> str:
             parts.append(f"{code} {au.name} present" if code in PRESENCE_ONLY
                          else f"{code} {au.name} {active[code]:.1f}")
     return "; ".join(parts)
+
+
+def parse_au_state_text(text: str) -> dict:
+    """Inverse of au_state_text: `AU06 cheek raiser 2.1; AU28 lip suck present` -> {code: value}."""
+    if text == "neutral":
+        return {}
+    active = {}
+    for part in text.split(";"):
+        words = part.split()
+        if not words or words[0] not in ACTION_UNITS:
+            raise InputError("au_text", f"not a canonical AU text: {text!r}")
+        code = words[0]
+        if code in PRESENCE_ONLY:
+            active[code] = 1.0
+        else:
+            try:
+                active[code] = float(words[-1])
+            except ValueError:
+                raise InputError("au_text", f"no intensity for {code} in {text!r}") from None
+    return active

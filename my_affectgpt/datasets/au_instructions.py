@@ -164,7 +164,8 @@ def _record_samples(cfg: BuildConfig, errors: list) -> list:
     malformed MER-Factory video is reported in `errors` and skipped."""
     if not (cfg.mer_factory_dirs or cfg.instruction_files):
         return []
-    from ..au.sources import read_instruction_jsonl, read_mer_factory_dir
+    from ..au.instruction_jsonl import read_instruction_jsonl
+    from ..au.mer_factory import read_mer_factory_dir
 
     out = []
     records = [r for d in cfg.mer_factory_dirs

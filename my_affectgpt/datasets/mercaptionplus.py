@@ -39,9 +39,10 @@ from typing import Iterable, Mapping
 import numpy as np
 import torch
 
-from my_affectgpt.common.config import AU_AGENT_MODES, AU_MODES, choice_error
+from my_affectgpt.common.config import choice_error
 from my_affectgpt.common.errors import InputError
 from my_affectgpt.datasets.modalities import Modalities, parse_face_or_frame
+from my_affectgpt.models.au_modes import AU_AGENT_MODES, AU_MODES
 
 log = logging.getLogger(__name__)
 
@@ -288,7 +289,7 @@ class MERCaptionPlusDataset(torch.utils.data.Dataset):
             if au_agent_config is None:
                 au_agent_config = AUAgentConfig(backend="template")
             elif isinstance(au_agent_config, Mapping):
-                from my_affectgpt.common.config import au_agent_config as entry_config
+                from my_affectgpt.datasets.affectgpt_config import au_agent_config as entry_config
 
                 au_agent_config = entry_config({"data_root": str(self.root), **au_agent_config})
             self.au_config = au_agent_config
@@ -300,9 +301,9 @@ class MERCaptionPlusDataset(torch.utils.data.Dataset):
     def from_config(cls, entry: Mapping, modalities: Modalities | str | None = None, *, au_agent=None,
                     encoder_feature_dir=None, seed: int = 0, names: Iterable[str] | None = None,
                     au_mode: str = "features") -> "MERCaptionPlusDataset":
-        """From one `datasets.<name>` entry of a loaded config (common/config.py) and the model's
-        `au_mode`; `names` (inference) lists the videos instead of the label CSVs."""
-        from my_affectgpt.common.config import au_agent_config
+        """From one `datasets.<name>` entry of a loaded config (datasets/affectgpt_config.py) and the
+        model's `au_mode`; `names` (inference) lists the videos instead of the label CSVs."""
+        from my_affectgpt.datasets.affectgpt_config import au_agent_config
 
         if modalities is None:
             modalities = entry["face_or_frame"]

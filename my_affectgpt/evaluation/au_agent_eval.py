@@ -7,7 +7,6 @@ probe table on clean known states (EMFACS prototypes, single AUs per band, neutr
 """
 from __future__ import annotations
 
-import json
 import math
 import time
 from dataclasses import dataclass
@@ -18,6 +17,7 @@ from tqdm import tqdm
 from ..au.facs import DEFAULT_BANDS, active_aus, au_state_text
 from ..au.teacher import RuleTeacher
 from ..common.errors import InputError
+from ..common.jsonl import jsonl_rows
 from .au_metrics import Scored, score
 from .au_probes import probes
 
@@ -35,17 +35,18 @@ def items_from_jsonl(path, limit=None) -> list:
     if not path.is_file():
         raise InputError(path, "file does not exist")
     items = []
+
+    def bad(lineno, err=None):
+        return InputError(path, f"line {lineno}: not a sample of the AU instruction dataset (needs 'au' "
+                                f"and 'messages')")
+
     with path.open(encoding="utf-8") as f:
-        for lineno, line in enumerate(f, 1):
-            if not line.strip():
-                continue
+        for lineno, row in jsonl_rows(f, bad):
             try:
-                row = json.loads(line)
                 msgs = row["messages"]
                 au = {k: float(v) for k, v in row["au"].items()}
-            except (json.JSONDecodeError, KeyError, TypeError, ValueError, AttributeError):
-                raise InputError(path, f"line {lineno}: not a sample of the AU instruction "
-                                       f"dataset (needs 'au' and 'messages')") from None
+            except (KeyError, TypeError, ValueError, AttributeError):
+                raise bad(lineno) from None
             ref = msgs[-1]["content"] if msgs and msgs[-1].get("role") == "assistant" else None
             items.append(EvalItem(str(row.get("id", lineno)), au, msgs, ref))
             if limit and len(items) >= limit:

@@ -30,6 +30,7 @@ from pathlib import Path
 from my_affectgpt.au.facs import ALL_CODES, DEFAULT_BANDS, PRESENCE_ONLY, IntensityBands
 from my_affectgpt.common.atomic import atomic_write_text
 from my_affectgpt.common.errors import InputError, cli_entry
+from my_affectgpt.common.jsonl import jsonl_rows
 
 from . import au_judge_vocab as V
 from .au_judge_scores import agreement, judge_scores
@@ -422,7 +423,7 @@ def read_description(text: str) -> Reading:
 _COLUMN = re.compile(r"AU(\d{1,2})(?:_([rc]))?", re.IGNORECASE)
 
 
-def _read_jsonl(path: Path) -> list:
+def _read_input(path: Path) -> list:
     """[(id, text, OpenFace columns or None)]; a bad line is an InputError naming it."""
     try:
         lines = path.read_text(encoding="utf-8").splitlines()
@@ -430,13 +431,7 @@ def _read_jsonl(path: Path) -> list:
         raise InputError(path, "input file not found" if isinstance(err, FileNotFoundError)
                          else f"cannot read: {err}") from None
     rows = []
-    for lineno, line in enumerate(lines, 1):
-        if not line.strip():
-            continue
-        try:
-            row = json.loads(line)
-        except json.JSONDecodeError as err:
-            raise InputError(path, f"line {lineno}: not JSON ({err.msg})") from None
+    for lineno, row in jsonl_rows(lines, lambda n, err: InputError(path, f"line {n}: not JSON ({err.msg})")):
         if not isinstance(row, dict) or not isinstance(row.get("text"), str):
             raise InputError(path, f"line {lineno}: needs a \"text\" string")
         au = row.get("au")
@@ -469,7 +464,7 @@ def build_parser() -> argparse.ArgumentParser:
 @cli_entry
 def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
-    rows = _read_jsonl(Path(args.input))
+    rows = _read_input(Path(args.input))
     out = [{"id": rid, **read_description(text).to_json()} for rid, text, _ in rows]
     atomic_write_text(args.json, json.dumps(out, indent=1, ensure_ascii=False) + "\n")
     print(f"read {len(out)} descriptions -> {args.json}")

@@ -35,7 +35,7 @@ from my_affectgpt.au.openface import find_openface_csvs
 from my_affectgpt.common.atomic import atomic_write_text
 from my_affectgpt.common.errors import InputError, cli_entry
 from my_affectgpt.models import base_llm
-from my_affectgpt.models.au_agent import AUAgent, AUAgentConfig, load_config, resolve_device
+from my_affectgpt.models.au_agent import AUAgent, AUAgentConfig, load_agent_config, resolve_device
 from my_affectgpt.models.au_values import VALUE_COLUMNS  # the values route of AffectGPT
 from my_affectgpt.models.feature_store import FeatureStore, identity_hash
 from my_affectgpt.models.text_encoders import (DEFAULT_PRETRAINED, TextEncoderSpec, encoder_identity,
@@ -168,7 +168,7 @@ def agent_config(args, common: dict) -> tuple[AUAgentConfig | None, str | None]:
                      use_lora=True if args.adapter else None, max_new_tokens=args.max_new_tokens,
                      batch_size=args.batch_size, cache_path=args.description_cache)
     try:
-        cfg = load_config(args.config, args.section, **overrides)
+        cfg = load_agent_config(args.config, args.section, **overrides)
     except InputError as err:
         if args.config and not (args.base_model or args.adapter) and err.path == "au_agent_base_model":
             return None, f"{args.config} names no AU Agent (au_agent_base_model / au_agent_lora_weights)"
@@ -222,10 +222,10 @@ def run_probe(args) -> dict:
     if {"agent_text", "hybrid"} & set(routes):
         agent_cfg, why_not = agent_config(args, common)
     if "rule_text" in routes or ("hybrid" in routes and agent_cfg is None):
-        with AUAgent(AUAgentConfig(backend="template", **common), text_encoder=encoder) as agent:
+        with AUAgent(AUAgentConfig(backend="template", **common), encoder=encoder) as agent:
             features["rule_text"], route_info["rule_text"] = text_route(agent, kept, cache_dir, progress, "rule_text")
     if agent_cfg is not None:
-        with AUAgent(agent_cfg, text_encoder=encoder) as agent:
+        with AUAgent(agent_cfg, encoder=encoder) as agent:
             features["agent_text"], route_info["agent_text"] = text_route(agent, kept, cache_dir, progress, "agent_text")
     elif "agent_text" in routes:
         skipped_routes["agent_text"] = why_not

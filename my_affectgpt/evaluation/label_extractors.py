@@ -35,7 +35,7 @@ from tqdm import tqdm
 
 from my_affectgpt.au.api_teacher import _display_url, _parse_retry_after, is_loopback_url
 from my_affectgpt.common.errors import InputError
-from my_affectgpt.common.kv_cache import KVCache
+from my_affectgpt.common.answer_cache import AnswerCache
 
 from .emotion_labels import (FREE_TEXT_EXCLUDED, NEGATION_WINDOW, NEGATORS, labels_from_list,
                              split_label_list, surface_table)
@@ -249,7 +249,7 @@ class ChatEndpoint:
         # Loopback servers are reached directly even when HTTP(S)_PROXY is set.
         self._opener = urllib.request.build_opener(
             *([urllib.request.ProxyHandler({})] if loopback else []))
-        self._cache = KVCache(cache_path)
+        self._cache = AnswerCache(cache_path)
         self.http_requests = 0
         self._lock = threading.Lock()
 

@@ -21,9 +21,9 @@ import torch
 from omegaconf import DictConfig
 
 from my_affectgpt.common.errors import InputError
-from my_affectgpt.training.affectgpt_loop import (CHECKPOINT_RE, build_model, check_au_mode,
-                                                  checkpoint_metadata, job_dir, list_checkpoints,
-                                                  load_checkpoint, mixed_precision)
+from my_affectgpt.models.affectgpt_checkpoints import (CHECKPOINT_RE, build_model, check_au_mode,
+                                                       checkpoint_metadata, job_dir, list_checkpoints,
+                                                       load_checkpoint, mixed_precision)
 
 log = logging.getLogger(__name__)
 

@@ -170,7 +170,7 @@ def au_inputs(entry, csv: Path, au_mode: str) -> tuple[dict, dict]:
     - values: the CSV's AU vectors [T, 18] at the AU Agent's frames (au_values.sample_values, as
       the dataset reads them); no AU Agent and no text encoder are built;
     - hybrid: the features and the values at their frames (au_values.values_at_frames)."""
-    from my_affectgpt.common.config import au_agent_config
+    from my_affectgpt.datasets.affectgpt_config import au_agent_config
     from my_affectgpt.models import au_values
 
     if au_mode == "values":

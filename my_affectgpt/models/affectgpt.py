@@ -5,7 +5,7 @@
     audio ++ faces (or frames), each projected to one width --fusion--> multi  |   positions of
     AU features [B, T, D_au] --Q-Former--> [B, num_au_query_token, D_llm] ----/   the prompt
                                                                                --> LLM + LoRA
-`model.au_mode` (common/config.py AU_MODES) decides what the AU branch reads:
+`model.au_mode` (models/au_modes.py AU_MODES) decides what the AU branch reads:
 - features: the AU Agent's text features [B, T, D_au] (batch "au") -> AU Q-Former;
 - text: the AU Agent's descriptions as prompt words (below), no AU tokens;
 - values: OpenFace AU vectors [B, T, 18] (batch "au_values", au_values.py) -> trainable projection
@@ -32,12 +32,13 @@ from typing import Iterable, Mapping
 import torch
 from torch import nn
 
-from my_affectgpt.common.config import AU_MODES, AU_VALUE_MODES, choice_error
+from my_affectgpt.common.config import choice_error
 from my_affectgpt.common.errors import InputError
+from my_affectgpt.models.au_modes import AU_MODES, AU_VALUE_MODES
 from my_affectgpt.models.au_values import NUM_AU_VALUES, AUValueProjection
 from my_affectgpt.models.encoders import AudioEncoder, VisualEncoder, feature_dir_dims
 from my_affectgpt.models.qformer import QFormerFusion, build_fusion
-from my_affectgpt.models.tiny import PLACEHOLDERS, load_llm, load_tokenizer
+from my_affectgpt.models.affectgpt_llm import PLACEHOLDERS, load_llm, load_tokenizer
 
 DEFAULT_AU_FEATURE_DIM = 512  # CLIP ViT-B/32 text features, the AU Agent's default encoder
 TAGS = {"multi": "Multi", "audio": "Audio", "face": "Face", "frame": "Frame", "au": "AU"}
@@ -129,7 +130,7 @@ class AffectGPT(nn.Module):
     def _with_lora(llm, lora: Mapping):
         from peft import get_peft_model
 
-        from ..training.au_sft import peft_lora_config
+        from my_affectgpt.models.lora import peft_lora_config
 
         config = peft_lora_config(lora, llm.config.num_hidden_layers)
         try:

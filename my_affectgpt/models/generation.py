@@ -124,7 +124,7 @@ def _transformers_generate(model, ids, mask, head, cache, max_new_tokens, stop_i
 
 
 # Below this many shared tokens the separate forward call costs more than it saves (generation
-# here, and the training loss in training/au_sft.py).
+# here, and the training loss in training/au_sft/loss.py).
 MIN_SHARED_HEAD = 8
 
 

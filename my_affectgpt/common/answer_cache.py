@@ -1,4 +1,5 @@
-"""A persistent text cache: SQLite table of answers keyed by a sha256 hex digest.
+"""A persistent cache of finished answers (not an attention KV cache, see models/generation.py):
+an SQLite table of answers keyed by a sha256 hex digest.
 
 Used by the API teacher (answers of a remote model) and the AU Agent runtime (descriptions of a
 local model). WAL mode lets other processes read while one writes, and each put commits, so the
@@ -19,7 +20,7 @@ from .errors import InputError
 _CHUNK = 500
 
 
-class KVCache:
+class AnswerCache:
     """key -> text, with the model and prompt version that produced each answer.
 
     ``path=None`` keeps the cache in memory for this object only. One connection is shared by
@@ -94,7 +95,7 @@ class KVCache:
         with self._lock:
             self._conn.close()
 
-    def __enter__(self) -> "KVCache":
+    def __enter__(self) -> "AnswerCache":
         return self
 
     def __exit__(self, *exc) -> None:
