@@ -39,7 +39,6 @@ import json
 import os
 import platform
 import shutil
-import subprocess
 import sys
 import tempfile
 import time
@@ -49,6 +48,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from my_affectgpt.common.errors import InputError, cli_entry  # noqa: E402
+from train_run import run_train  # noqa: E402  (bench/ is the script's folder)
 
 CONFIG = REPO / "train_configs" / "affectgpt_tiny_cpu.yaml"
 RAVDESS = REPO.parent / "shared" / "labelled_au" / "ravdess_openface_actors_01-03"
@@ -188,12 +188,7 @@ def train_job(route: str, job: str, options: list[str], out: Path, env: dict) ->
     # takes the last one), and inference skips a checkpoint whose answers exist
     shutil.rmtree(out / CONFIG.stem / job, ignore_errors=True)
     shutil.rmtree(out / "results" / f"results-{job}", ignore_errors=True)
-    started = time.monotonic()
-    proc = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True)
-    seconds = time.monotonic() - started
-    if proc.returncode != 0:
-        sys.stderr.write(proc.stdout[-3000:] + proc.stderr[-3000:])
-        raise SystemExit(f"[{job}] train.py failed with exit code {proc.returncode}")
+    seconds = run_train(cmd, env, job)
     from my_affectgpt.training.affectgpt_loop import read_metrics
 
     metrics = read_metrics(out / CONFIG.stem / job)

@@ -22,7 +22,6 @@ import argparse
 import csv
 import json
 import os
-import subprocess
 import sys
 import tempfile
 import time
@@ -30,6 +29,7 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
+from train_run import run_train  # noqa: E402  (bench/ is the script's folder)
 
 CONFIG = REPO / "train_configs" / "affectgpt_tiny_cpu.yaml"
 VARIANTS = {
@@ -68,12 +68,7 @@ def train(variant: str, data: Path, out: Path, args, env: dict) -> tuple[float, 
     if args.epochs:
         cmd.append(f"run.max_epoch={args.epochs}")
     print(f"[{variant}] {' '.join(cmd[1:])}", flush=True)
-    started = time.monotonic()
-    proc = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True)
-    seconds = time.monotonic() - started
-    if proc.returncode != 0:
-        sys.stderr.write(proc.stdout[-3000:] + proc.stderr[-3000:])
-        raise SystemExit(f"[{variant}] train.py failed with exit code {proc.returncode}")
+    seconds = run_train(cmd, env, variant)
     return seconds, cmd
 
 
