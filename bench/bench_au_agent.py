@@ -40,9 +40,9 @@ from other users of the machine falls on all of them.
     python bench/bench_au_agent.py [--videos 24] [--ref-calls 64] [--chain-calls 16] \\
         [--max-new-tokens 160] [--threads 2] [--adapter PATH] [--model tiny] [--json OUT]
 
-The default run takes about 15 minutes on 2 quiet cores with the untuned SmolLM2 (~20 new
-tokens/s one by one: reference ~8 min, greedy + our prompt ~4 min; ~80-140 tokens/s in batches
-of 32: 2.5-4 min for the ~180 distinct prompts of 192 frames, ~110 new tokens each).
+The default run took 18 minutes on 2 quiet cores with the untuned SmolLM2 (bench/RESULTS.md:
+~15 new tokens/s one by one: reference ~10 min, greedy + our prompt ~4.5 min; ~110 tokens/s in
+batches of 32: ~3 min for the 180 distinct prompts of 192 frames, ~110 new tokens each).
 --videos, --ref-calls and --chain-calls scale it.
 """
 from __future__ import annotations

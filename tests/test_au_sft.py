@@ -352,6 +352,9 @@ def test_unknown_config_key_exits_2_naming_it(work, tmp_path):
     cfg.write_text(cfg.read_text() + "lora:\n  rank: 8\n")
     with pytest.raises(InputError, match=r"unknown config key 'lora\.rank'"):
         au_sft.load_config(cfg)
+    cfg.write_text("lora: [\n")  # the same YAML reader as every other config: one line, no traceback
+    with pytest.raises(InputError, match="cfg.yaml: cannot read config"):
+        au_sft.load_config(cfg)
 
 
 def test_config_value_checks(work, tmp_path):

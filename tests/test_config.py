@@ -175,6 +175,8 @@ def test_missing_data_root_and_missing_file(tmp_path):
         load_config(tmp_path / "nope.yaml")
     with pytest.raises(InputError, match="must be a mapping"):
         load_config(write(tmp_path, "- a\n- b\n", "list.yaml"))
+    with pytest.raises(InputError, match="bad.yaml: cannot read config"):  # a YAML syntax error
+        load_config(write(tmp_path, "a: [\n", "bad.yaml"))
 
 
 def test_au_agent_keys_follow_the_runtime_and_are_checked_only_when_au_is_used(tmp_path):

@@ -20,6 +20,7 @@ import typing
 from pathlib import Path
 from typing import Dict, List, Mapping, Sequence
 
+import yaml
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
@@ -101,7 +102,7 @@ def read_yaml(path: Path, *, resolve: bool = False, not_mapping: str = "config m
     try:
         raw = OmegaConf.load(path)
         data = OmegaConf.to_container(raw, resolve=resolve) if isinstance(raw, DictConfig) else None
-    except (OmegaConfBaseException, ValueError, OSError) as err:  # yaml errors are ValueErrors
+    except (OmegaConfBaseException, yaml.YAMLError, ValueError, OSError) as err:
         raise InputError(path, f"cannot read config ({str(err).splitlines()[0]})") from None
     if data is None:
         raise InputError(path, not_mapping)

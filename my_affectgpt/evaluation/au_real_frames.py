@@ -11,8 +11,7 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
-import yaml
-
+from ..common.config import read_yaml
 from ..common.errors import InputError, report
 from .au_agent_eval import EvalItem
 
@@ -50,7 +49,7 @@ def training_files_of(adapter) -> list:
     cfg = Path(adapter) / RESOLVED_CONFIG
     if not cfg.is_file():
         return []
-    data = (yaml.safe_load(cfg.read_text(encoding="utf-8")) or {}).get("data") or {}
+    data = read_yaml(cfg).get("data") or {}
     return [Path(data[k]) for k in ("train", "val") if data.get(k)]
 
 

@@ -6,10 +6,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Dict, List, Optional
 
-import yaml
 from omegaconf import OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
+from my_affectgpt.common.config import read_yaml
 from my_affectgpt.common.errors import InputError
 from my_affectgpt.models.lora import LoraSettings
 
@@ -79,16 +79,9 @@ def load_config(path=None, overrides=()) -> Any:
     cfg = OmegaConf.structured(SFTConfig)
     if path is not None:
         path = Path(path)
-        if not path.is_file():
-            raise InputError(path, "config file not found")
+        data = read_yaml(path, not_mapping="the config must be a mapping of keys to values")
         try:
-            data = yaml.safe_load(path.read_text(encoding="utf-8"))
-        except yaml.YAMLError as err:
-            raise InputError(path, f"invalid YAML: {str(err).splitlines()[0]}") from None
-        if data is not None and not isinstance(data, dict):
-            raise InputError(path, "the config must be a mapping of keys to values")
-        try:
-            cfg = OmegaConf.merge(cfg, data or {})
+            cfg = OmegaConf.merge(cfg, data)
         except OmegaConfBaseException as err:
             raise _config_error(path, err) from None
     for item in overrides:
