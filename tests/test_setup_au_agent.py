@@ -71,7 +71,10 @@ def test_whole_run_on_a_tiny_model(tmp_path):
         from my_affectgpt.au.simulate import write_dataset
 
         real = tmp_path / "stand_in_real"
-        write_dataset(real, 3, seed=99, frames=(30, 40), workers=1)
+        # other names than the training videos (sim_00000...), which the real-frame section leaves out
+        for csv in write_dataset(tmp_path / "stand_in_sim", 3, seed=99, frames=(30, 40), workers=1):
+            real.mkdir(exist_ok=True)
+            csv.rename(real / f"stand_in_{csv.name}")
     r = _setup("--skip-install", "--profile", "cpu", "--model", tiny, "--videos", 40,
                "--real-openface-dir", real, 2, cwd=repo, timeout=900)
     assert r.returncode == 0, r.stderr[-3000:]
