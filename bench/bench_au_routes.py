@@ -42,6 +42,7 @@ import shutil
 import sys
 import tempfile
 import time
+from collections import Counter
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
@@ -215,9 +216,7 @@ def closed_set_scores(answers: dict, truth: dict) -> dict:
         pred[n] = first
         none += first is None
         correct += first is not None and normalize_label(first) == normalize_label(truth[n])
-    counts: dict = {}
-    for n in names:
-        counts[str(pred[n])] = counts.get(str(pred[n]), 0) + 1
+    counts = dict(Counter(str(p) for p in pred.values()))
     return {"accuracy": correct / len(names), "correct": correct, "n": len(names), "no_class_named": none,
             "hit_rate_evaluation_py": report["hit_rate"]["hit_rate"], "predicted_counts": counts}
 
@@ -274,9 +273,8 @@ def probe(splits: list, openface_dirs: list[Path], num_frames: int, cache_dir: P
     videos' CSVs are, searched in order."""
     import numpy as np
 
-    from my_affectgpt.evaluation.au_probe import LazyEncoder, plan_videos, text_route
+    from my_affectgpt.evaluation.au_probe import LazyEncoder, plan_videos, route_features
     from my_affectgpt.evaluation.au_probe_cv import cross_validate
-    from my_affectgpt.models.au_agent import AUAgent, AUAgentConfig
     from my_affectgpt.models.text_encoders import TextEncoderSpec
 
     wanted = {r["name"]: r for s in splits for r in (*s[3], *s[4])}
@@ -290,12 +288,9 @@ def probe(splits: list, openface_dirs: list[Path], num_frames: int, cache_dir: P
         say(f"  probe: {len(wanted) - len(found)} of {len(wanted)} videos have no usable frames and are left out")
     index = {r["name"]: i for i, r in enumerate(kept)}
     labels = [r["label"] for r in kept]
-    features = {"values": np.stack([r["values"] for r in kept])}
     common = dict(text_encoder="minilm", num_frames=num_frames, sampling="uniform", device="cpu")
     encoder = LazyEncoder(TextEncoderSpec.parse("minilm"), "cpu")
-    with AUAgent(AUAgentConfig(backend="template", **common), encoder=encoder) as agent:
-        features["rule_text"], _ = text_route(agent, kept, cache_dir, progress=False, label="rule_text")
-    features["hybrid"] = np.concatenate([features["values"], features["rule_text"]], axis=1)
+    features, _, _ = route_features(kept, PROBE_ROUTES, common, encoder, cache_dir, progress=False)
     out = {route: {"folds": {}} for route in PROBE_ROUTES}
     for tag, _, _, train_rows, test_rows in splits:
         tr = np.array([index[r["name"]] for r in train_rows if r["name"] in index])

@@ -159,6 +159,25 @@ def text_route(agent: AUAgent, rows: list[dict], cache_dir, progress: bool = Tru
     return np.stack(pooled), info
 
 
+def route_features(kept: list[dict], routes, common: dict, encoder, cache_dir, agent_cfg=None,
+                   progress: bool = True) -> tuple[dict, dict, list]:
+    """({route: [videos, dim] array}, {text route: run info}, the routes hybrid joins) for the
+    planned videos `kept`. `common`: the AUAgentConfig fields both text routes share; the agent
+    route (and the hybrid's text) runs only with `agent_cfg`, else the hybrid joins rule_text."""
+    features = {"values": np.stack([r["values"] for r in kept])}
+    route_info = {}
+    if "rule_text" in routes or ("hybrid" in routes and agent_cfg is None):
+        with AUAgent(AUAgentConfig(backend="template", **common), encoder=encoder) as agent:
+            features["rule_text"], route_info["rule_text"] = text_route(agent, kept, cache_dir, progress, "rule_text")
+    if agent_cfg is not None:
+        with AUAgent(agent_cfg, encoder=encoder) as agent:
+            features["agent_text"], route_info["agent_text"] = text_route(agent, kept, cache_dir, progress, "agent_text")
+    hybrid_of = ["values", "agent_text" if agent_cfg is not None else "rule_text"]
+    if "hybrid" in routes:
+        features["hybrid"] = np.concatenate([features[k] for k in hybrid_of], axis=1)
+    return features, route_info, hybrid_of
+
+
 def agent_config(args, common: dict) -> tuple[AUAgentConfig | None, str | None]:
     """The fine-tuned agent's config, or (None, why the agent_text route is skipped)."""
     if not (args.config or args.base_model or args.adapter):
@@ -216,22 +235,13 @@ def run_probe(args) -> dict:
                   num_frames=args.num_frames, sampling="uniform", device=args.device)
     encoder = LazyEncoder(spec, resolve_device(args.device))
     cache_dir = Path(args.cache_dir) if args.cache_dir else base_llm.cache_root() / "au_probe"
-    features = {"values": np.stack([r["values"] for r in kept])}
-    skipped_routes, route_info = {}, {}
+    skipped_routes = {}
     agent_cfg, why_not = (None, None)
     if {"agent_text", "hybrid"} & set(routes):
         agent_cfg, why_not = agent_config(args, common)
-    if "rule_text" in routes or ("hybrid" in routes and agent_cfg is None):
-        with AUAgent(AUAgentConfig(backend="template", **common), encoder=encoder) as agent:
-            features["rule_text"], route_info["rule_text"] = text_route(agent, kept, cache_dir, progress, "rule_text")
-    if agent_cfg is not None:
-        with AUAgent(agent_cfg, encoder=encoder) as agent:
-            features["agent_text"], route_info["agent_text"] = text_route(agent, kept, cache_dir, progress, "agent_text")
-    elif "agent_text" in routes:
+    if agent_cfg is None and "agent_text" in routes:
         skipped_routes["agent_text"] = why_not
-    hybrid_of = ["values", "agent_text" if agent_cfg is not None else "rule_text"]
-    if "hybrid" in routes:
-        features["hybrid"] = np.concatenate([features[k] for k in hybrid_of], axis=1)
+    features, route_info, hybrid_of = route_features(kept, routes, common, encoder, cache_dir, agent_cfg, progress)
 
     chance = chance_levels(labels)
     results = {}
