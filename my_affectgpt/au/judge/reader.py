@@ -1,0 +1,482 @@
+"""Faithfulness judge: what one free-text face description asserts about each of the 18 AUs.
+
+`read_description(text)` follows tests/data/au_judge_guideline.md with its own vocabulary
+(`au_judge_vocab`): it pairs face parts with movements ("the cheeks lift", "a lift of the
+cheeks"), takes direct cues (smile, muscles, FACS codes), then decides for each mention
+- polarity: a prefix negation (no, not, without, lack of, neither/nor...) covers a coordinated
+  list up to a sentence end, a contrast word (but, while...) or a new clause ("..., and the lips
+  part"); a postfix one ("X and Y are absent", "AU04: none") denies the list before it;
+- band: a band word inside the mention, in front of it in its noun phrase or after it in its
+  clause, a 0-5 number after it or a FACS grade; the earliest wins; a band word serves one
+  mention only, and the front word of a list's first item carries over the list when no other
+  item has a word of its own ("mild X and Y": both; "pronounced X, moderate Y, and Z": Z none).
+A muscle described at rest ("relaxation of the zygomaticus major") asserts nothing; a bare
+"orbicularis oculi" is AU06 unless its sentence also has lid tightening or a blink (then it is
+those); "no jaw movement" denies AU26, while "the jaw moves" asserts nothing.
+`judge_scores` and `agreement` (au_judge_scores, re-exported here) score the readings.
+
+    python -m my_affectgpt.evaluation.au_judge --input IN.jsonl --json OUT.json
+"""
+from __future__ import annotations
+
+import argparse
+import bisect
+import json
+import re
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+from my_affectgpt.au.facs import ALL_CODES, DEFAULT_BANDS, PRESENCE_ONLY, IntensityBands
+from my_affectgpt.common.atomic import atomic_write_text
+from my_affectgpt.common.errors import InputError, cli_entry
+from my_affectgpt.common.jsonl import jsonl_rows
+
+from . import au_judge_vocab as V
+from .au_judge_scores import agreement, judge_scores
+from .emotion_lexicon import emotion_words
+
+__all__ = ["Reading", "read_description", "judge_scores", "agreement", "main"]
+
+_TOKEN = re.compile(r"\d+(?:\.\d+)?|\.\d+|[^\W\d_]+(?:['’][^\W\d_]+)*|\S")
+_NUMBER = re.compile(r"\d+(?:\.\d+)?|\.\d+")
+_SENT_END = {".", "!", "?", ";"}
+
+
+@dataclass(frozen=True)
+class Reading:
+    present: dict          # {code: band or None}
+    absent: tuple
+    unmapped: tuple
+    emotion_words: tuple
+
+    def to_json(self) -> dict:
+        return {"present": {c: self.present[c] for c in sorted(self.present)},
+                "absent": sorted(self.absent), "unmapped": list(self.unmapped),
+                "emotion_words": list(self.emotion_words)}
+
+
+class _Item:
+    """A matched span (c0/c1 characters, t0/t1 tokens) or a mention built from spans."""
+    __slots__ = ("c0", "c1", "t0", "t1", "kind", "name", "val", "codes", "anchor", "clausal",
+                 "partner", "negated", "band", "pre", "cands", "oo", "only_denied")
+
+    def __init__(self, c0, c1, kind, name="", val=None, t0=0, t1=0):
+        self.c0, self.c1, self.kind, self.name, self.val, self.t0, self.t1 = \
+            c0, c1, kind, name, val, t0, t1
+        self.codes, self.anchor, self.clausal, self.partner = (), t0, False, None
+        self.negated, self.band, self.pre, self.cands, self.oo = False, None, False, [], False
+        self.only_denied = False
+
+
+class _Text:
+    """One description: tokens, sentence numbers, and its lexical, scope and band spans."""
+
+    def __init__(self, text: str):
+        self.text, low = text, V.lower(text)
+        self.toks = [(m.start(), m.end()) for m in _TOKEN.finditer(low)]
+        self.words = [low[a:b] for a, b in self.toks]
+        self.starts = [a for a, _ in self.toks]
+        self.sent, n = [], 0
+        for i, (a, _) in enumerate(self.toks):
+            n += i > 0 and (self.words[i - 1] in _SENT_END or "\n" in low[self.toks[i - 1][1]:a])
+            self.sent.append(n)
+        self.lex = self._spans(V.LEXICON, low)
+        self.scope = self._spans(V.SCOPES, low)
+        negs = [(s.c0, s.c1) for s in self.scope if s.kind != "contrast"]
+        self.bands = [b for b in self._spans(V.BANDS, low)    # "no trace of" is no band
+                      if not any(b.c0 < e and a < b.c1 for a, e in negs)]
+        self.band_tok = {x for b in self.bands for x in range(b.t0, b.t1)}
+
+    def _spans(self, table: list, low: str) -> list:
+        """Matches of a table, overlaps resolved longest first (then by table rank)."""
+        found = sorted(((a - b, row[3] if isinstance(row[3], int) else 0, a, b, row)
+                        for a, b, row in V.scan(table, low)), key=lambda x: x[:3])
+        taken, out = [], []
+        for _, _, a, b, row in found:
+            i = bisect.bisect_right(taken, (a, 1 << 30))
+            if i and taken[i - 1][1] > a or i < len(taken) and taken[i][0] < b:
+                continue
+            taken.insert(i, (a, b))
+            t0 = bisect.bisect_left(self.starts, a)
+            if t0 < len(self.toks):
+                out.append(_Item(a, b, row[2], row[3], row[4], t0,
+                                 max(bisect.bisect_left(self.starts, b), t0 + 1)))
+        return sorted(out, key=lambda s: s.c0)
+
+    def filler(self, a: int, b: int, allowed, limit: int) -> bool:
+        """Tokens a..b are only `allowed` words, -ly adverbs or band words, at most `limit`."""
+        return 0 <= b - a <= limit and all(
+            w in allowed or (w.endswith("ly") and len(w) > 4) or x in self.band_tok
+            for x, w in zip(range(a, b), self.words[a:b]))
+
+    def same(self, *positions) -> bool:
+        return len({self.sent[p] for p in positions}) == 1
+
+
+def _is_clausal(t: _Text, part: _Item, move: _Item) -> bool:
+    """"the lips part", "cheeks are raised" make a clause; "lid tightening", "jaw drop" don't."""
+    w = t.words[move.t0]
+    if V.LINK_VERBS & set(t.words[part.t1:move.t0]):
+        return True
+    if w.endswith(("ing", "er", "ers", "ment", "ion", "ure")):
+        return False
+    plural = (t.words[part.t1 - 1].endswith("s")
+              or part.t0 > 0 and t.words[part.t0 - 1] in V.DETERMINERS)
+    return w.endswith(("ed", "en")) or (w.endswith("s") and not w.endswith("ss")) or plural
+
+
+def _mentions(t: _Text) -> tuple[list, list]:
+    """AU mentions and unmapped movements, from the lexical spans of `t`."""
+    lex, ments, unmapped, partner_of = t.lex, [], [], {}   # part index -> (mention, move, side)
+
+    def add(first, last, codes, anchor, clausal=False, partner=None):
+        if codes is None or codes == V.NEUTRAL:
+            return None
+        m = _Item(first.c0, last.c1, "mention", t0=first.t0, t1=last.t1)
+        m.codes = () if codes == V.UNMAPPED else tuple(codes)
+        m.anchor, m.clausal, m.partner = anchor, clausal, partner
+        (unmapped if codes == V.UNMAPPED else ments).append(m)
+        return m
+
+    rest_end = -1                                          # a muscle at rest ended here
+    for i, s in enumerate(lex):
+        if s.kind == "muscle" and _at_rest(t, s):
+            rest_end = s.t1
+            continue
+        n0 = len(ments)
+        if s.kind == "code":
+            if s.t0 == rest_end + 1 and t.words[rest_end] == "(":
+                continue                                   # "the frontalis (AU1+2) is inactive"
+            items = V.CODE_ITEM.findall(t.text[s.c0:s.c1])
+            codes = [f"AU{int(n):02d}" for n, _ in items]
+            m = add(s, s, tuple(c for c in codes if c in ALL_CODES) or None, s.t0)
+            if m is not None and items[0][1]:                  # "AU12C": FACS grade C
+                m.cands = [(s.t0, V.FACS_GRADES[items[0][1].lower()])]
+            for c in codes:
+                if c not in ALL_CODES:
+                    add(s, s, V.UNMAPPED, s.t0)
+        elif s.kind in ("cue", "muscle"):
+            m = add(s, s, s.val, s.t0)
+            if m is not None:
+                m.oo = s.name == V.ORBICULARIS_OCULI
+        elif s.kind == "move":
+            left = right = None
+            if i and lex[i - 1].kind == "part" and i - 1 not in partner_of \
+                    and t.same(lex[i - 1].t0, s.t0) \
+                    and t.filler(lex[i - 1].t1, s.t0, V.LEFT_FILLER, 5):
+                left = i - 1
+            if i + 1 < len(lex) and lex[i + 1].kind == "part" and t.same(lex[i + 1].t0, s.t0) \
+                    and t.filler(s.t1, lex[i + 1].t0, V.RIGHT_FILLER, 4):
+                right = i + 1
+            trail = _trailing(t, lex, right) if right is not None else None
+            if left is not None and right is not None and ":" in t.words[lex[left].t1:s.t0] \
+                    and (trail or V.combo(s.name, lex[right].name) is not None):
+                left = None                  # "Brows: a lift of the outer brows": a heading
+            cl = V.combo(s.name, lex[left].name) if left is not None else None
+            used = s.name
+            if cl is not None:
+                m = add(lex[left], s, cl, s.t0, _is_clausal(t, lex[left], s))
+                partner_of[left] = (m, s, "left")
+            elif right is not None and (trail or V.combo(s.name, lex[right].name) is not None):
+                move, last = trail or (s, lex[right])
+                m = add(s, last, V.combo(move.name, lex[right].name), s.t0)
+                partner_of[right] = (m, s, "right")
+                used = move.name             # "moving the lip corners up": an upward move
+            elif V.combo(s.name, None) is not None:
+                add(s, s, V.combo(s.name, None), s.t0)
+            else:
+                subj = _orphan_subject(t, lex, i)
+                if subj is not None:
+                    add(s, s, V.combo(s.name, lex[subj].name), s.t0)
+            for m in ments[n0:]:
+                m.only_denied = used in V.DENY_ONLY_MOVES
+    _coordinated_parts(t, lex, partner_of, add)
+    return sorted(ments, key=lambda m: m.t0), unmapped
+
+
+def _at_rest(t: _Text, s: _Item) -> bool:
+    """A muscle described at rest (guideline rule 6): "relaxation of the zygomaticus major",
+    "a relaxed orbicularis oris", "the frontalis (AU1+2) is inactive / at rest / not active"."""
+    x = s.t0 - 1
+    while x >= max(0, s.t0 - 3) and t.words[x] in V.DETERMINERS | {"of"}:
+        x -= 1
+    if x >= 0 and t.words[x] in V.REST_BEFORE and t.same(x, s.t0):
+        return True
+    x, skip = s.t1, V.LINK_VERBS | V.ADVERBS | V.DETERMINERS | {"at", "in"}
+    if x < len(t.words) and t.words[x] == "(":              # a parenthesis: "(AU12)"
+        close = next((y for y in range(x, min(x + 8, len(t.words))) if t.words[y] == ")"), None)
+        x = close + 1 if close is not None else x
+    while x < min(s.t1 + 8, len(t.words)) and t.same(x, s.t0) and (
+            t.words[x] in skip or t.words[x].endswith("ly")):
+        x += 1
+    if x >= len(t.words) or not t.same(x, s.t0):
+        return False
+    w, nxt = t.words[x], t.words[x + 1] if x + 1 < len(t.words) else ""
+    return w in V.REST_AFTER or (w == "not" or w in V.NOT_FORMS) and nxt in V.REST_STATE
+
+
+def _trailing(t: _Text, lex: list, j: int):
+    """"pulls the lip corners down": a direction word after the part sets the movement."""
+    x = lex[j].t1
+    while x < len(t.words) and (x in t.band_tok or t.words[x].endswith("ly")):
+        x += 1
+    name = V.DIRECTIONS.get(t.words[x]) if x < len(t.words) else None
+    if name is None or V.combo(name, lex[j].name) is None:
+        return None
+    nxt = lex[j + 1] if j + 1 < len(lex) else None
+    if nxt is not None and nxt.t0 <= x:
+        nxt.kind = "used"                     # the direction word was also read as a movement
+        return _Item(0, 0, "move", name), nxt
+    return _Item(0, 0, "move", name), _Item(t.toks[x][0], t.toks[x][1], "dir", t0=x, t1=x + 1)
+
+
+def _orphan_subject(t: _Text, lex: list, i: int):
+    """The part of a movement without its own: "the brows are raised and drawn together",
+    "relaxed, not lowered", "...; instead they are pulled down"."""
+    s, x = lex[i], lex[i].t0 - 1
+    while x >= max(0, s.t0 - 4) and t.filler(x, x + 1, V.LEFT_FILLER - V.DETERMINERS, 1):
+        x -= 1
+    if x >= 0 and t.words[x] in V.PRONOUNS:
+        return next((j for j in range(i - 1, -1, -1)
+                     if lex[j].kind == "part" and s.t0 - lex[j].t1 <= 25), None)
+    if i == 0 or not t.same(lex[i - 1].t0, s.t0):
+        return None
+    between = set(t.words[lex[i - 1].t1:s.t0])
+    if not between & V.ORPHAN_COORD or between & V.DETERMINERS \
+            or not t.filler(lex[i - 1].t1, s.t0, V.ORPHAN_OK, 7):
+        return None
+    nxt = t.words[s.t1] if s.t1 < len(t.words) else "."
+    if nxt[0].isalpha() and nxt not in {"and", "or", "but", "in", "at", "to", "with", "nor"} \
+            and s.t1 not in t.band_tok and not nxt.endswith("ly"):
+        return None                          # "the lower face": it modifies a noun of its own
+    for j in range(i - 1, -1, -1):
+        if not t.same(lex[j].t0, s.t0) or s.t0 - lex[j].t1 > 12:
+            return None
+        if lex[j].kind == "part":
+            return j
+    return None
+
+
+def _coordinated_parts(t: _Text, lex: list, partner_of: dict, add) -> None:
+    """"the cheeks and lip corners are raised", "raised brows and cheeks": parts share a move."""
+    parts = [i for i, s in enumerate(lex) if s.kind == "part"]
+    for order, step, side in ((reversed(parts), 1, "left"), (parts, -1, "right")):
+        for i in order:
+            j = i + step
+            if i in partner_of or j not in partner_of or partner_of[j][2] != side:
+                continue
+            a, b = lex[min(i, j)], lex[max(i, j)]
+            gap = set(t.words[a.t1:b.t0])
+            if partner_of[j][0] is None or not t.same(a.t0, b.t0) or b.t0 - a.t1 > 4 \
+                    or not gap or not gap <= V.LIST_SEP or not gap & (V.COORDINATORS | {"nor"}):
+                continue
+            pm, move, _ = partner_of[j]
+            m = add(lex[i], lex[i], V.combo(move.name, lex[i].name), move.t0, partner=pm)
+            if m is not None:
+                m.only_denied = pm.only_denied
+            partner_of[i] = (m, move, side)
+
+
+def _negate(t: _Text, ments: list) -> None:
+    """Mark the mentions a negation covers (see the module docstring)."""
+    def deny_back(pos) -> bool:              # postfix: "Brow lowering and X are absent"
+        k = next((k for k in range(len(ments) - 1, -1, -1) if ments[k].t1 <= pos), None)
+        if k is None or not t.same(ments[k].t0, pos) or not all(
+                w in V.POSTFIX_GAP or _NUMBER.fullmatch(w) for w in t.words[ments[k].t1:pos]):
+            return False
+        ments[k].negated = True
+        while k > 0 and set(t.words[ments[k - 1].t1:ments[k].t0]) <= V.LIST_SEP:
+            k -= 1
+            ments[k].negated = True
+        return True
+
+    prefix = []
+    for s in t.scope:
+        if s.kind in ("post", "neg"):
+            follows = t.words[s.t1] if s.t1 < len(t.words) else "."
+            alone = s.kind == "post" or (follows in _SENT_END | {",", ")"}
+                                         and t.words[s.t0] in {"no", "none", "absent", "not"})
+            if not (alone and deny_back(s.t0)):
+                prefix.append(s)
+    ends = sorted(s.t0 for s in t.scope if s.kind == "contrast")
+    for trig in prefix:
+        stop = next((e for e in ends if e >= trig.t1), len(t.words))
+        last, verb_seen = trig.t1, False
+        for m in ments:
+            if m.anchor < trig.t1 or m.t1 <= trig.t0:
+                continue
+            if m.anchor >= stop or not t.same(m.anchor, trig.t0):
+                break
+            if m.t0 >= trig.t1:              # the trigger is not inside the mention
+                gap = t.words[last:m.t0]
+                new_clause = False
+                for k, w in enumerate(gap):  # "No X is seen, and a smile", "..., she smiles"
+                    verb_seen |= w in V.LINK_VERBS
+                    new_clause |= (verb_seen and w in (",", "and")
+                                   or w in V.SUBJECTS and k and gap[k - 1] in (",", "and"))
+                core = [w for x, w in enumerate(gap, last) if w not in V.DETERMINERS
+                        and x not in t.band_tok and not w.endswith("ly")]
+                if new_clause or core and (m.clausal and core[-1] in (",", "and") or core[-1]
+                                           == "and" and V.DETERMINERS & set(gap)):
+                    break                    # "..., and the lips part", "and a smile"
+            m.negated = True
+            last = max(last, m.t1)
+    for m in ments:
+        m.negated |= m.partner is not None and m.partner.negated
+
+
+def _assign_bands(t: _Text, ments: list, bands: IntensityBands) -> None:
+    """Give each mention the band the text gives it (see the module docstring)."""
+    owned = {x for m in ments for x in range(m.t0, m.t1)}
+    claimed = set()
+    for m in ments:                                  # inside: "the corners pulled slightly up"
+        for b in t.bands:
+            if m.t0 <= b.t0 and b.t1 <= m.t1:
+                m.cands.append((b.t0, b.name))
+                claimed.add(id(b))
+    pre_ok = V.PRE_FILLER | V.DETERMINERS
+    for m in ments:                                  # in front: "a slight lift of the cheeks"
+        end = m.t0
+        for b in reversed(t.bands):
+            if b.t1 > end:
+                continue
+            gap = t.words[b.t1:end]
+            ok = t.filler(b.t1, end, pre_ok, 4) if end == m.t0 else set(gap) <= V.BAND_JOIN
+            if not ok or id(b) in claimed or owned.intersection(range(b.t1, end)) \
+                    or (t.words[b.t1 - 1].endswith("ly") and "," in gap):
+                break                                # "slightly, a smile": no adverb on a noun
+            m.cands.append((b.t0, b.name))
+            m.pre = True
+            claimed.add(id(b))
+            end = b.t0                               # "a slight but clear smile"
+    for m in ments:                                  # after: "the cheeks lift slightly"
+        b = next((b for b in t.bands if b.t0 >= m.t1 and id(b) not in claimed), None)
+        if b is not None and t.filler(m.t1, b.t0, V.POST_FILLER, 4) and t.same(b.t0, m.t0) \
+                and not owned.intersection(range(m.t1, b.t0)):
+            m.cands.append((b.t0, b.name))
+            claimed.add(id(b))
+        for x in range(m.t1, min(m.t1 + 7, len(t.words))):     # a number: "AU12 (3.2)"
+            if x in owned or not t.same(x, m.t0):
+                break
+            if _NUMBER.fullmatch(t.words[x]):
+                v = float(t.words[x])
+                if v <= 5 and (x + 1 == len(t.words) or t.words[x + 1] != "%"):
+                    m.negated |= v == 0
+                    m.cands += [(x, bands.band(v))] if v else []
+                break
+            if t.words[x] not in V.NUM_FILLER:
+                break
+    lists = []
+    for m in ments:
+        if m.cands:
+            first = min(m.cands)
+            m.band, m.pre = first[1], m.pre and first[0] < m.t0
+        start = min([m.t0] + [x for x, _ in m.cands if x < m.t0])     # its own front word
+        gap = set(t.words[lists[-1][-1].t1:start]) if lists else set()
+        if gap and gap <= {",", "and", "or", "&", "/"}:
+            lists[-1].append(m)
+        else:
+            lists.append([m])
+    for head, *rest in lists:        # "mild cheek raising and lip corner pulling": shared, unless
+        if head.pre and head.band and not any(m.cands for m in rest):    # others have their own
+            for m in rest:
+                m.band, m.pre = head.band, True
+    for m in ments:
+        if m.band is None and m.partner is not None:
+            m.band = m.partner.band
+
+
+def read_description(text: str) -> Reading:
+    """What `text` asserts about each AU: present (with band), absent, unmapped, emotion words."""
+    t = _Text(text or "")
+    ments, unmapped = _mentions(t)
+    _negate(t, sorted(ments + unmapped, key=lambda m: m.t0))
+    for m in ments:             # orbicularis oculi tied to the lids tightening or to a blink
+        tied = {c for n in ments if n is not m and n.negated == m.negated
+                and t.same(n.t0, m.t0) for c in n.codes if c in ("AU07", "AU45")}
+        if m.oo and tied:
+            m.codes = tuple(sorted(tied))
+    ments = [m for m in ments if m.negated or not m.only_denied]    # "no jaw movement" only
+    _assign_bands(t, ments, DEFAULT_BANDS)
+    present, absent = {}, set()
+    for m in ments:
+        codes = m.codes
+        if codes == ("AU25", "AU26") and m.band in ("trace", "slight"):
+            codes = ("AU25",)                     # "slightly open" asserts lips part only
+        if m.negated:
+            absent.update(codes)
+        for c in () if m.negated else codes:
+            if present.get(c) is None:            # the first band given wins
+                present[c] = m.band
+    phrases = []
+    for m in sorted(unmapped, key=lambda m: m.t0):
+        p = " ".join(t.text[m.c0:m.c1].split())
+        if not m.negated and p not in phrases:
+            phrases.append(p)
+    return Reading(present={c: present[c] for c in sorted(present)},
+                   absent=tuple(sorted(absent - set(present))), unmapped=tuple(phrases),
+                   emotion_words=tuple(emotion_words(t.text)))
+
+
+# --- command line ---------------------------------------------------------------------------------
+_COLUMN = re.compile(r"AU(\d{1,2})(?:_([rc]))?", re.IGNORECASE)
+
+
+def _read_input(path: Path) -> list:
+    """[(id, text, OpenFace columns or None)]; a bad line is an InputError naming it."""
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except (OSError, UnicodeDecodeError) as err:
+        raise InputError(path, "input file not found" if isinstance(err, FileNotFoundError)
+                         else f"cannot read: {err}") from None
+    rows = []
+    for lineno, row in jsonl_rows(lines, lambda n, err: InputError(path, f"line {n}: not JSON ({err.msg})")):
+        if not isinstance(row, dict) or not isinstance(row.get("text"), str):
+            raise InputError(path, f"line {lineno}: needs a \"text\" string")
+        au = row.get("au")
+        if au is not None:                        # {"AU06_r": 2.1} or {"AU06": 2.1}
+            cols = {}
+            for key, value in (au.items() if isinstance(au, dict) else [(au, None)]):
+                m = _COLUMN.fullmatch(str(key).strip())
+                if m is None or isinstance(value, bool) or not isinstance(value, (int, float)):
+                    raise InputError(path, f"line {lineno}: bad AU value {key!r}: {value!r}")
+                code = f"AU{int(m.group(1)):02d}"
+                kind = (m.group(2) or ("c" if code in PRESENCE_ONLY else "r")).lower()
+                cols[f"{code}_{kind}"] = float(value)
+            au = cols
+        rows.append((row.get("id", lineno), row["text"], au))
+    return rows
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="python -m my_affectgpt.evaluation.au_judge",
+        description="Read face descriptions: the AUs each asserts (with intensity band), denies "
+                    "or leaves unmapped; with AU values, also score them.")
+    p.add_argument("--input", required=True,
+                   help='JSONL with {"id", "text"} per line, optionally "au": AU values as '
+                        'OpenFace columns {"AU06_r": 2.1} or codes {"AU06": 2.1}')
+    p.add_argument("--json", required=True, help="output file: a JSON list of readings")
+    return p
+
+
+@cli_entry
+def main(argv=None) -> int:
+    args = build_parser().parse_args(argv)
+    rows = _read_input(Path(args.input))
+    out = [{"id": rid, **read_description(text).to_json()} for rid, text, _ in rows]
+    atomic_write_text(args.json, json.dumps(out, indent=1, ensure_ascii=False) + "\n")
+    print(f"read {len(out)} descriptions -> {args.json}")
+    scored = [(au, text) for _, text, au in rows if au is not None]
+    if scored:
+        s = judge_scores(scored)
+        print(f"scores over the {s['n']} descriptions with AU values:")
+        for key in ("au_precision", "au_recall", "au_f1", "hallucination_rate",
+                    "band_agreement", "emotion_word_rate"):
+            print(f"  {key}: {s[key]}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
