@@ -35,8 +35,9 @@ def main() -> int:
     p.add_argument("--json", default=None)
     p.add_argument("--show-errors", action="store_true", help="print the texts the judge reads differently")
     a = p.parse_args()
-    from my_affectgpt.evaluation.au_judge import read_description
-    from my_affectgpt.evaluation.au_judge_gold import agreement_by_writer, load_gold
+    from my_affectgpt.au.judge import read_description
+    sys.path.insert(0, str(REPO / "tests"))
+    from judge_gold import agreement_by_writer, load_gold
 
     rows = load_gold(a.gold, a.shared)
     judge = agreement_by_writer(rows, lambda t: read_description(t).to_json())

@@ -49,7 +49,7 @@ def score_outputs(items, outputs) -> dict:
 
     scores = score([Scored(it.au, o) for it, o in zip(items, outputs)])
     try:
-        from my_affectgpt.evaluation.au_judge import judge_scores
+        from my_affectgpt.au.judge import judge_scores
     except Exception:  # noqa: BLE001 - no judge here: the outputs are kept for rescoring
         return {"lexicon": scores}
     return {**judge_scores([(it.au, o) for it, o in zip(items, outputs)]), "lexicon": scores}

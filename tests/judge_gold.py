@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from .au_judge import agreement
+from my_affectgpt.au.judge import agreement
 
 
 def load_gold(path, shared) -> list:

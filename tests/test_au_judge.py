@@ -11,7 +11,7 @@ import pytest
 
 from conftest import REPO, run_cli
 from my_affectgpt.evaluation.au_judge import Reading, agreement, judge_scores, read_description
-from my_affectgpt.evaluation.emotion_lexicon import emotion_words, lemmas
+from my_affectgpt.au.judge.emotion_lexicon import emotion_words, lemmas
 
 ISSUE_AU = {"AU06_r": 2.1, "AU12_r": 3.2}
 
@@ -519,23 +519,25 @@ def test_cli_missing_input(tmp_path):
 
 
 # --- independence from the rule teacher's vocabulary --------------------------------------------
-JUDGE_MODULES = ["au_judge.py", "au_judge_vocab.py", "emotion_lexicon.py"]
+JUDGE_DIR = REPO / "my_affectgpt" / "au" / "judge"
+JUDGE_MODULES = sorted(p.name for p in JUDGE_DIR.glob("*.py"))
 FORBIDDEN_MODULES = {"lexicon", "teacher", "prompts"}
 FORBIDDEN_NAMES = {"ACTION_UNITS", "BAND_WORDS", "BAND_PATTERNS", "EMOTION_WORDS"}
 
 
-def _violations(source: str) -> list:
-    """Imports of the teacher's lexicon/teacher/prompts modules and uses of its word tables."""
+def _violations(source: str, package: str = "my_affectgpt.au.judge") -> list:
+    """Imports of the teacher's lexicon/teacher/prompts modules and uses of its word tables
+    (relative imports resolved against `package`, the judge's own)."""
     found = []
     for node in ast.walk(ast.parse(source)):
         if isinstance(node, ast.Import):
             found += [a.name for a in node.names if a.name.split(".")[:2] == ["my_affectgpt", "au"]
                       and FORBIDDEN_MODULES & set(a.name.split("."))]
         elif isinstance(node, ast.ImportFrom):
-            parts = (node.module or "").split(".")
+            base = package.split(".")[:len(package.split(".")) - node.level + 1] if node.level else []
+            parts = base + (node.module.split(".") if node.module else [])
             names = {a.name for a in node.names}
-            if parts[:2] == ["my_affectgpt", "au"] or (node.level and parts[0] == "au") \
-                    or (node.level >= 2 and parts == [""] and "au" in names):
+            if parts[:2] == ["my_affectgpt", "au"]:
                 found += sorted(FORBIDDEN_MODULES & (set(parts) | names))
             found += sorted(FORBIDDEN_NAMES & names)
         elif isinstance(node, ast.Name) and node.id in FORBIDDEN_NAMES:
@@ -545,15 +547,26 @@ def _violations(source: str) -> list:
     return found
 
 
+def test_the_judge_modules_are_checked():
+    assert {"__init__.py", "reader.py", "vocab.py", "emotion_lexicon.py"} <= set(JUDGE_MODULES)
+
+
 @pytest.mark.parametrize("name", JUDGE_MODULES)
 def test_judge_vocabulary_is_independent(name):
-    assert _violations((REPO / "my_affectgpt" / "evaluation" / name).read_text()) == []
+    assert _violations((JUDGE_DIR / name).read_text()) == []
+
+
+def test_judge_command_line_is_independent():
+    cli = REPO / "my_affectgpt" / "evaluation" / "au_judge.py"
+    assert _violations(cli.read_text(), "my_affectgpt.evaluation") == []
 
 
 @pytest.mark.parametrize("source", [
     "from my_affectgpt.au.lexicon import mentioned_aus",
     "import my_affectgpt.au.teacher",
-    "from ..au import prompts",
+    "from .. import prompts",
+    "from ..lexicon import mentioned_aus",
+    "from ...au import teacher",
     "from ..au.facs import ACTION_UNITS",
     "from my_affectgpt.au import facs\nx = facs.BAND_WORDS",
     "from my_affectgpt.au.facs import EMOTION_WORDS as E",
@@ -566,11 +579,11 @@ def test_independence_check_catches(source):
 def test_emotion_lexicon_size_and_header():
     words = lemmas()
     assert 300 <= len(words) <= 2000 and len(set(words)) == len(words)
-    head = (REPO / "my_affectgpt/evaluation/data/emotion_words.txt").read_text().splitlines()[:60]
+    head = (REPO / "my_affectgpt/au/judge/data/emotion_words.txt").read_text().splitlines()[:60]
     text = "\n".join(head)
     assert "Princeton WordNet 3.0" in text and "emotion_lexicon build" in text
     assert "WordNet 3.0 Copyright 2006 by Princeton University" in "\n".join(
-        ln for ln in (REPO / "my_affectgpt/evaluation/data/emotion_words.txt").read_text()
+        ln for ln in (REPO / "my_affectgpt/au/judge/data/emotion_words.txt").read_text()
         .splitlines() if ln.startswith("#"))
 
 
@@ -579,10 +592,10 @@ def test_emotion_lexicon_build_is_deterministic(tmp_path):
     if not (wordnet / "data.noun").is_file():
         pytest.skip("WordNet 3.0 database files not found (set WORDNET_DIR)")
     out = tmp_path / "words.txt"
-    res = run_cli("-m", "my_affectgpt.evaluation.emotion_lexicon", "build", "--wordnet-dir",
+    res = run_cli("-m", "my_affectgpt.au.judge.emotion_lexicon", "build", "--wordnet-dir",
                   wordnet, "--out", out)
     assert res.returncode == 0, res.stderr
-    assert out.read_text() == (REPO / "my_affectgpt/evaluation/data/emotion_words.txt").read_text()
+    assert out.read_text() == (REPO / "my_affectgpt/au/judge/data/emotion_words.txt").read_text()
 
 
 def test_emotion_words_inflections_and_exclusions():

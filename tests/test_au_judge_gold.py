@@ -14,8 +14,8 @@ from pathlib import Path
 import pytest
 
 from my_affectgpt.au.facs import ALL_CODES, DEFAULT_BANDS
-from my_affectgpt.evaluation.au_judge import read_description
-from my_affectgpt.evaluation.au_judge_gold import agreement_by_writer, load_gold
+from my_affectgpt.au.judge import read_description
+from judge_gold import agreement_by_writer, load_gold
 
 DATA = Path(__file__).parent / "data"
 GOLD = DATA / "au_judge_gold.jsonl"

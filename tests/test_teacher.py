@@ -13,7 +13,7 @@ from my_affectgpt.au.facs import (ACTION_UNITS, ALL_CODES, DEFAULT_BANDS, EMOTIO
 from my_affectgpt.au.lexicon import emotion_words, mentioned_aus, mentioned_bands
 from my_affectgpt.au.teacher import NEUTRAL_SENTENCE, RuleTeacher
 from my_affectgpt.common.clip_tokens import CLIP_CONTEXT, clip_token_count
-from my_affectgpt.evaluation.au_judge import read_description
+from my_affectgpt.au.judge import read_description
 
 intensity = st.one_of(st.just(0.0), st.floats(0, 5, allow_nan=False), st.sampled_from([0.45, 0.5, 0.95, 1.0, 2.0, 3.95, 4.0, 5.0]))
 au_state = st.fixed_dictionaries(

@@ -10,7 +10,7 @@ from typing import Iterable, Mapping
 
 from ..au.facs import DEFAULT_BANDS, PRESENCE_ONLY, IntensityBands, active_aus
 from ..au.lexicon import emotion_words, mentioned_aus, mentioned_bands
-from .au_judge import judge_scores
+from my_affectgpt.au.judge import judge_scores
 
 # The faithfulness figures both readers give, for the side-by-side `lexicon` entry.
 SHARED_FIGURES = ("au_precision", "au_recall", "au_f1", "hallucination_rate", "band_agreement",

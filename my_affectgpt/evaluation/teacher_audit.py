@@ -10,7 +10,7 @@ measure the judge.
 from __future__ import annotations
 
 from ..au.facs import ALL_CODES, DEFAULT_BANDS, IntensityBands, active_aus
-from .au_judge import judge_scores, read_description
+from my_affectgpt.au.judge import judge_scores, read_description
 
 # "openface+rule", "mer-factory+rule", "alpaca+rule": answers the rule teacher wrote
 RULE_SUFFIX = "+rule"

@@ -3,7 +3,7 @@
 `emotion_words(text)` finds words that name an emotion, mood or feeling. The vocabulary is the
 data file `data/emotion_words.txt`, regenerated deterministically by
 
-    python -m my_affectgpt.evaluation.emotion_lexicon build --wordnet-dir DIR --out FILE
+    python -m my_affectgpt.au.judge.emotion_lexicon build --wordnet-dir DIR --out FILE
 
 from the WordNet 3.0 database files (data.*, index.*, LICENSE). Selection:
 
@@ -182,7 +182,7 @@ def collect(wordnet_dir) -> list[str]:
 def header(wordnet_dir) -> str:
     licence = (Path(wordnet_dir) / "LICENSE").read_text(encoding="utf-8")
     lines = [
-        "Emotion words for the AU judge (my_affectgpt.evaluation.emotion_lexicon).",
+        "Emotion words for the AU judge (my_affectgpt.au.judge.emotion_lexicon).",
         "Source: Princeton WordNet 3.0 - lemmas of noun.feeling synsets descending from",
         "feeling (n 00026192), of verb.emotion, and the adjectives/adverbs linked to them by",
         "derivation (+), attribute (=) or pertainym (\\) pointers, with the other adjectives of",
@@ -190,8 +190,8 @@ def header(wordnet_dir) -> str:
         "cheerful), and the head adjective of a cluster most of whose satellites (at least two)",
         "are emotion adjectives (composed); a lemma is kept where the emotion sense is among its",
         f"{MAX_SENSE_RANK} most frequent senses. Made by:",
-        "  python -m my_affectgpt.evaluation.emotion_lexicon build "
-        "--wordnet-dir WORDNET-3.0-DIR --out my_affectgpt/evaluation/data/emotion_words.txt",
+        "  python -m my_affectgpt.au.judge.emotion_lexicon build "
+        "--wordnet-dir WORDNET-3.0-DIR --out my_affectgpt/au/judge/data/emotion_words.txt",
         "Excluded (word: reason):",
         *(f"  {w.replace('_', ' ')}: {why}" for w, why in sorted(EXCLUDED.items())),
         "WordNet 3.0 licence (kept as it requires):",
@@ -279,7 +279,7 @@ def emotion_words(text: str) -> list[str]:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m my_affectgpt.evaluation.emotion_lexicon",
+    p = argparse.ArgumentParser(prog="python -m my_affectgpt.au.judge.emotion_lexicon",
                                 description="Build the WordNet emotion vocabulary.")
     sub = p.add_subparsers(dest="cmd", required=True)
     b = sub.add_parser("build", help="regenerate the data file from WordNet 3.0")

@@ -1,4 +1,4 @@
-"""Scores for the AU judge (my_affectgpt.evaluation.au_judge, which re-exports them).
+"""Scores for the AU judge (re-exported by my_affectgpt.au.judge).
 
 `judge_scores` compares the judge's readings of texts with the AU values the texts were written
 from; `agreement` compares two readings of the same texts (gold annotations and the judge).
@@ -6,6 +6,8 @@ from; `agreement` compares two readings of the same texts (gold annotations and 
 from __future__ import annotations
 
 from my_affectgpt.au.facs import ALL_CODES, DEFAULT_BANDS, PRESENCE_ONLY, IntensityBands, active_aus
+
+from .reader import read_description
 
 
 def _ratio(num: int, den: int):
@@ -22,7 +24,6 @@ def _prf(tp: int, fp: int, fn: int) -> tuple:
 
 def judge_scores(pairs, bands: IntensityBands = DEFAULT_BANDS) -> dict:
     """Score (au_values, text) pairs, au_values as OpenFace columns ({"AU06_r": 2.1})."""
-    from .au_judge import read_description      # here: au_judge re-exports this module
     tp = fp = fn = n = halluc = omit = contra = emo = band_ok = band_stated = band_n = 0
     for au_values, text in pairs:
         active = active_aus(au_values, bands)
