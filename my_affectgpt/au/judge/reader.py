@@ -25,7 +25,9 @@ from dataclasses import dataclass
 
 from my_affectgpt.au.facs import ALL_CODES, DEFAULT_BANDS, IntensityBands
 
+from . import patterns as P
 from . import vocab as V
+from . import words as T
 from .emotion_lexicon import emotion_words
 
 __all__ = ["Reading", "read_description"]
@@ -65,7 +67,7 @@ class _Text:
     """One description: tokens, sentence numbers, and its lexical, scope and band spans."""
 
     def __init__(self, text: str):
-        self.text, low = text, V.lower(text)
+        self.text, low = text, P.lower(text)
         self.toks = [(m.start(), m.end()) for m in _TOKEN.finditer(low)]
         self.words = [low[a:b] for a, b in self.toks]
         self.starts = [a for a, _ in self.toks]
@@ -74,16 +76,16 @@ class _Text:
             n += i > 0 and (self.words[i - 1] in _SENT_END or "\n" in low[self.toks[i - 1][1]:a])
             self.sent.append(n)
         self.lex = self._spans(V.LEXICON, low)
-        self.scope = self._spans(V.SCOPES, low)
+        self.scope = self._spans(T.SCOPES, low)
         negs = [(s.c0, s.c1) for s in self.scope if s.kind != "contrast"]
-        self.bands = [b for b in self._spans(V.BANDS, low)    # "no trace of" is no band
+        self.bands = [b for b in self._spans(T.BANDS, low)    # "no trace of" is no band
                       if not any(b.c0 < e and a < b.c1 for a, e in negs)]
         self.band_tok = {x for b in self.bands for x in range(b.t0, b.t1)}
 
     def _spans(self, table: list, low: str) -> list:
         """Matches of a table, overlaps resolved longest first (then by table rank)."""
         found = sorted(((a - b, row[3] if isinstance(row[3], int) else 0, a, b, row)
-                        for a, b, row in V.scan(table, low)), key=lambda x: x[:3])
+                        for a, b, row in P.scan(table, low)), key=lambda x: x[:3])
         taken, out = [], []
         for _, _, a, b, row in found:
             i = bisect.bisect_right(taken, (a, 1 << 30))
@@ -109,12 +111,12 @@ class _Text:
 def _is_clausal(t: _Text, part: _Item, move: _Item) -> bool:
     """"the lips part", "cheeks are raised" make a clause; "lid tightening", "jaw drop" don't."""
     w = t.words[move.t0]
-    if V.LINK_VERBS & set(t.words[part.t1:move.t0]):
+    if T.LINK_VERBS & set(t.words[part.t1:move.t0]):
         return True
     if w.endswith(("ing", "er", "ers", "ment", "ion", "ure")):
         return False
     plural = (t.words[part.t1 - 1].endswith("s")
-              or part.t0 > 0 and t.words[part.t0 - 1] in V.DETERMINERS)
+              or part.t0 > 0 and t.words[part.t0 - 1] in T.DETERMINERS)
     return w.endswith(("ed", "en")) or (w.endswith("s") and not w.endswith("ss")) or plural
 
 
@@ -156,10 +158,10 @@ def _mentions(t: _Text) -> tuple[list, list]:
             left = right = None
             if i and lex[i - 1].kind == "part" and i - 1 not in partner_of \
                     and t.same(lex[i - 1].t0, s.t0) \
-                    and t.filler(lex[i - 1].t1, s.t0, V.LEFT_FILLER, 5):
+                    and t.filler(lex[i - 1].t1, s.t0, T.LEFT_FILLER, 5):
                 left = i - 1
             if i + 1 < len(lex) and lex[i + 1].kind == "part" and t.same(lex[i + 1].t0, s.t0) \
-                    and t.filler(s.t1, lex[i + 1].t0, V.RIGHT_FILLER, 4):
+                    and t.filler(s.t1, lex[i + 1].t0, T.RIGHT_FILLER, 4):
                 right = i + 1
             trail = _trailing(t, lex, right) if right is not None else None
             if left is not None and right is not None and ":" in t.words[lex[left].t1:s.t0] \
@@ -191,11 +193,11 @@ def _at_rest(t: _Text, s: _Item) -> bool:
     """A muscle described at rest (guideline rule 6): "relaxation of the zygomaticus major",
     "a relaxed orbicularis oris", "the frontalis (AU1+2) is inactive / at rest / not active"."""
     x = s.t0 - 1
-    while x >= max(0, s.t0 - 3) and t.words[x] in V.DETERMINERS | {"of"}:
+    while x >= max(0, s.t0 - 3) and t.words[x] in T.DETERMINERS | {"of"}:
         x -= 1
     if x >= 0 and t.words[x] in V.REST_BEFORE and t.same(x, s.t0):
         return True
-    x, skip = s.t1, V.LINK_VERBS | V.ADVERBS | V.DETERMINERS | {"at", "in"}
+    x, skip = s.t1, T.LINK_VERBS | T.ADVERBS | T.DETERMINERS | {"at", "in"}
     if x < len(t.words) and t.words[x] == "(":              # a parenthesis: "(AU12)"
         close = next((y for y in range(x, min(x + 8, len(t.words))) if t.words[y] == ")"), None)
         x = close + 1 if close is not None else x
@@ -205,7 +207,7 @@ def _at_rest(t: _Text, s: _Item) -> bool:
     if x >= len(t.words) or not t.same(x, s.t0):
         return False
     w, nxt = t.words[x], t.words[x + 1] if x + 1 < len(t.words) else ""
-    return w in V.REST_AFTER or (w == "not" or w in V.NOT_FORMS) and nxt in V.REST_STATE
+    return w in V.REST_AFTER or (w == "not" or w in T.NOT_FORMS) and nxt in V.REST_STATE
 
 
 def _trailing(t: _Text, lex: list, j: int):
@@ -227,16 +229,16 @@ def _orphan_subject(t: _Text, lex: list, i: int):
     """The part of a movement without its own: "the brows are raised and drawn together",
     "relaxed, not lowered", "...; instead they are pulled down"."""
     s, x = lex[i], lex[i].t0 - 1
-    while x >= max(0, s.t0 - 4) and t.filler(x, x + 1, V.LEFT_FILLER - V.DETERMINERS, 1):
+    while x >= max(0, s.t0 - 4) and t.filler(x, x + 1, T.LEFT_FILLER - T.DETERMINERS, 1):
         x -= 1
-    if x >= 0 and t.words[x] in V.PRONOUNS:
+    if x >= 0 and t.words[x] in T.PRONOUNS:
         return next((j for j in range(i - 1, -1, -1)
                      if lex[j].kind == "part" and s.t0 - lex[j].t1 <= 25), None)
     if i == 0 or not t.same(lex[i - 1].t0, s.t0):
         return None
     between = set(t.words[lex[i - 1].t1:s.t0])
-    if not between & V.ORPHAN_COORD or between & V.DETERMINERS \
-            or not t.filler(lex[i - 1].t1, s.t0, V.ORPHAN_OK, 7):
+    if not between & T.ORPHAN_COORD or between & T.DETERMINERS \
+            or not t.filler(lex[i - 1].t1, s.t0, T.ORPHAN_OK, 7):
         return None
     nxt = t.words[s.t1] if s.t1 < len(t.words) else "."
     if nxt[0].isalpha() and nxt not in {"and", "or", "but", "in", "at", "to", "with", "nor"} \
@@ -261,7 +263,7 @@ def _coordinated_parts(t: _Text, lex: list, partner_of: dict, add) -> None:
             a, b = lex[min(i, j)], lex[max(i, j)]
             gap = set(t.words[a.t1:b.t0])
             if partner_of[j][0] is None or not t.same(a.t0, b.t0) or b.t0 - a.t1 > 4 \
-                    or not gap or not gap <= V.LIST_SEP or not gap & (V.COORDINATORS | {"nor"}):
+                    or not gap or not gap <= T.LIST_SEP or not gap & (T.COORDINATORS | {"nor"}):
                 continue
             pm, move, _ = partner_of[j]
             m = add(lex[i], lex[i], V.combo(move.name, lex[i].name), move.t0, partner=pm)
@@ -275,10 +277,10 @@ def _negate(t: _Text, ments: list) -> None:
     def deny_back(pos) -> bool:              # postfix: "Brow lowering and X are absent"
         k = next((k for k in range(len(ments) - 1, -1, -1) if ments[k].t1 <= pos), None)
         if k is None or not t.same(ments[k].t0, pos) or not all(
-                w in V.POSTFIX_GAP or _NUMBER.fullmatch(w) for w in t.words[ments[k].t1:pos]):
+                w in T.POSTFIX_GAP or _NUMBER.fullmatch(w) for w in t.words[ments[k].t1:pos]):
             return False
         ments[k].negated = True
-        while k > 0 and set(t.words[ments[k - 1].t1:ments[k].t0]) <= V.LIST_SEP:
+        while k > 0 and set(t.words[ments[k - 1].t1:ments[k].t0]) <= T.LIST_SEP:
             k -= 1
             ments[k].negated = True
         return True
@@ -304,13 +306,13 @@ def _negate(t: _Text, ments: list) -> None:
                 gap = t.words[last:m.t0]
                 new_clause = False
                 for k, w in enumerate(gap):  # "No X is seen, and a smile", "..., she smiles"
-                    verb_seen |= w in V.LINK_VERBS
+                    verb_seen |= w in T.LINK_VERBS
                     new_clause |= (verb_seen and w in (",", "and")
-                                   or w in V.SUBJECTS and k and gap[k - 1] in (",", "and"))
-                core = [w for x, w in enumerate(gap, last) if w not in V.DETERMINERS
+                                   or w in T.SUBJECTS and k and gap[k - 1] in (",", "and"))
+                core = [w for x, w in enumerate(gap, last) if w not in T.DETERMINERS
                         and x not in t.band_tok and not w.endswith("ly")]
                 if new_clause or core and (m.clausal and core[-1] in (",", "and") or core[-1]
-                                           == "and" and V.DETERMINERS & set(gap)):
+                                           == "and" and T.DETERMINERS & set(gap)):
                     break                    # "..., and the lips part", "and a smile"
             m.negated = True
             last = max(last, m.t1)
@@ -327,14 +329,14 @@ def _assign_bands(t: _Text, ments: list, bands: IntensityBands) -> None:
             if m.t0 <= b.t0 and b.t1 <= m.t1:
                 m.cands.append((b.t0, b.name))
                 claimed.add(id(b))
-    pre_ok = V.PRE_FILLER | V.DETERMINERS
+    pre_ok = T.PRE_FILLER | T.DETERMINERS
     for m in ments:                                  # in front: "a slight lift of the cheeks"
         end = m.t0
         for b in reversed(t.bands):
             if b.t1 > end:
                 continue
             gap = t.words[b.t1:end]
-            ok = t.filler(b.t1, end, pre_ok, 4) if end == m.t0 else set(gap) <= V.BAND_JOIN
+            ok = t.filler(b.t1, end, pre_ok, 4) if end == m.t0 else set(gap) <= T.BAND_JOIN
             if not ok or id(b) in claimed or owned.intersection(range(b.t1, end)) \
                     or (t.words[b.t1 - 1].endswith("ly") and "," in gap):
                 break                                # "slightly, a smile": no adverb on a noun
@@ -344,7 +346,7 @@ def _assign_bands(t: _Text, ments: list, bands: IntensityBands) -> None:
             end = b.t0                               # "a slight but clear smile"
     for m in ments:                                  # after: "the cheeks lift slightly"
         b = next((b for b in t.bands if b.t0 >= m.t1 and id(b) not in claimed), None)
-        if b is not None and t.filler(m.t1, b.t0, V.POST_FILLER, 4) and t.same(b.t0, m.t0) \
+        if b is not None and t.filler(m.t1, b.t0, T.POST_FILLER, 4) and t.same(b.t0, m.t0) \
                 and not owned.intersection(range(m.t1, b.t0)):
             m.cands.append((b.t0, b.name))
             claimed.add(id(b))
@@ -357,7 +359,7 @@ def _assign_bands(t: _Text, ments: list, bands: IntensityBands) -> None:
                     m.negated |= v == 0
                     m.cands += [(x, bands.band(v))] if v else []
                 break
-            if t.words[x] not in V.NUM_FILLER:
+            if t.words[x] not in T.NUM_FILLER:
                 break
     lists = []
     for m in ments:

@@ -1,0 +1,120 @@
+"""The AU judge's words about words: intensity (FACS bands), negation and its scope, and the token
+classes that say which words may stand between a part and its movement, a band and its mention,
+the items of a negated list. Written from the annotation guideline, like vocab.py."""
+from __future__ import annotations
+
+from .patterns import W, alt, compiled
+
+
+# --- intensity --------------------------------------------------------------------------------
+def _words(text: str) -> tuple:
+    return tuple(w.replace("_", " ") for w in text.split())
+
+
+BAND_TERMS = {   # the judge's own table, from the guideline ("_" joins a multi-word term)
+    "trace": _words("trace traces faint faintly barely barely_perceptible barely_visible "
+                    "barely_noticeable hint hints hint_of minimal minimally subtle subtly minute "
+                    "just_perceptible just_visible just_noticeable"),
+    "slight": _words("slight slightly mild mildly light lightly gentle gently weak weakly small "
+                     "a_little a_bit somewhat modest modestly low"),
+    "marked": _words("marked markedly pronounced moderate moderately noticeable noticeably notable "
+                     "notably clear "
+                     "clearly evident evidently distinct distinctly medium definite definitely"),
+    "severe": _words("severe severely extreme extremely strong strongly intense intensely "
+                     "considerable considerably substantial substantially significant "
+                     "significantly heavy heavily deep deeply high highly large"),
+    "maximum": _words("maximum maximal maximally full fully utmost as_far_as_it_goes "
+                      "at_its_peak at_peak"),
+}
+# "very slight" -> trace, "very pronounced" -> severe, "very strong" -> maximum
+VERY_SHIFT = {"trace": "trace", "slight": "trace", "marked": "severe", "severe": "maximum",
+              "maximum": "maximum"}
+BAND_REGEXES = [pair for band, words in BAND_TERMS.items() for pair in (
+    (W(*(w.replace(" ", r"\s+") for w in words)), band),
+    (rf"(?:very|extremely|exceptionally)\s+{W(*(w for w in words if ' ' not in w))}",
+     VERY_SHIFT[band]))]
+
+# --- negation and scope -----------------------------------------------------------------------
+NEG_PREFIX = alt(
+    r"no", r"not", r"never", r"without", r"nor", r"neither", r"none(?:\s+of)?", r"nothing",
+    r"lack(?:s|ed|ing)?(?:\s+(?:of|in))?", r"absence\s+of", r"free\s+(?:of|from)",
+    r"devoid\s+of", r"fail(?:s|ed)?\s+to", r"rather\s+than", r"instead\s+of", r"cannot",
+    r"\w+n['’]t",
+    rf"{W('no', 'not', 'without', 'nor', 'never')}\s+(?:a\s+|any\s+|the\s+(?:slightest|least)\s+)?"
+    rf"(?:\w+\s+)?{W('signs?', 'traces?', 'hints?', 'evidence', 'indications?', 'suggestions?')}"
+    rf"\s+of")
+NEG_INERT = alt(r"no\s+other", r"nothing\s+else", r"none\s+other", r"not\s+only", r"not\s+just",
+                r"not\s+least", r"no\s+(?:more|less)\s+than", r"(?:no|without)\s+doubt",
+                r"whether\s+or\s+not", r"if\s+not", r"not\s+un\w+")
+_STATE_NEG = W(*_words("present visible active activated evident apparent observed observable "
+                       "seen detected detectable noticeable discernible engaged involved shown "
+                       "there perceptible recruited noted at_play in_evidence identifiable "
+                       "indicated"))
+_COPULA = W("is", "are", "was", "were", "remains?", "appears?", "seems?", "stays?")
+_DEGREE = W(*_words("completely entirely totally wholly fully also clearly likewise notably"))
+NEG_POSTFIX = alt(
+    rf"(?:{_COPULA}\s+)?(?:{_DEGREE}\s+)?"
+    rf"{W('absent', 'missing', 'inactive', 'not ' + _STATE_NEG, 'not at all')}",
+    rf"{W('is', 'are', 'was', 'were', 'does', 'do')}\s+not(?=\s*(?:[.;,!)]|$))",
+    rf"{W('isn', 'aren', 'wasn', 'weren')}['’]t(?=\s*(?:[.;,!)]|$))")
+CONTRAST = alt(*_words("but while whilst whereas although though yet however except excepting "
+                       "besides apart_from other_than instead rather save_for unlike only albeit "
+                       "beyond in_contrast on_the_other_hand nevertheless nonetheless with"))
+
+# --- token classes: which words may stand between a part and its movement, a band and its
+# mention, the items of a negated list, ...
+def _set(text: str) -> frozenset:
+    return frozenset(text.split())
+
+
+DETERMINERS = _set("a an the her his their its both each either any some this that these those "
+                   "my your our one")
+LINK_VERBS = _set("is are was were be been being am appear appears appeared seem seems seemed "
+                  "look looks looked remain remains remained stay stays become becomes became "
+                  "get gets got show shows showed shown showing display displays exhibit "
+                  "exhibits has have had having can could may might will would to does do did "
+                  "begin begins start starts")
+ADVERBS = _set("also now still then just only further both somewhat quite rather very more less "
+               "even too again almost nearly partly partially")
+NOT_FORMS = frozenset(w + "n't" for w in _set("is are was were does do did has have had ca wo "
+                                                "could would"))
+COORDINATORS = _set(", and or nor & / as well")
+STATE_WORDS = _set("relaxed neutral still at rest calm smooth soft loose steady unchanged level "
+                   "straight flat symmetrical symmetric even")
+SUBJECTS = _set("she he they it there this we i you")
+PRONOUNS = _set("they it both these those")
+_MUSCLE_ACTION = _set("contraction activation activity action engagement involvement recruitment")
+# words about the description or a change, not a level: no band (guideline, "Intensity bands")
+DESCRIPTIVE = _set("consistent coordinated sustained visible present engaged intensified "
+                   "heightened increased enhanced extensive balanced persistent continued")
+PRE_FILLER = _MUSCLE_ACTION | DESCRIPTIVE | _set(
+    ", - but yet of the visible visibly bilateral bilaterally symmetrical symmetric asymmetric "
+    "asymmetrical unilateral degree amount level intensity sign signs brief sustained partial "
+    "simultaneous accompanying concurrent corresponding associated apparent observable "
+    "detectable perceptible discernible consistent coordinated present active engaged upward "
+    "downward")
+POST_FILLER = _MUSCLE_ACTION | _set(
+    "is are was were appears appear seems seem looks remains to be at with of a an in ( ) : - – "
+    "= , intensity level degree strength amplitude magnitude grade so that which quite fairly "
+    "but visible present active engaged only")
+NUM_FILLER = POST_FILLER | _set("score scored value rated estimated about approximately around "
+                                "roughly ~ ≈ r measured reading")
+RIGHT_FILLER = DETERMINERS | _set("of in at on around across to along near by about bilateral "
+                                  "symmetrical symmetric visible")
+LEFT_FILLER = LINK_VERBS | ADVERBS | DETERMINERS | NOT_FORMS | DESCRIPTIVE | _set(
+    "not no neither never in into being cannot : - –")
+LIST_SEP = COORDINATORS | DETERMINERS | _set("nor neither")
+ORPHAN_COORD = _set(", and or nor but not yet then than of")
+ORPHAN_OK = (COORDINATORS | LINK_VERBS | ADVERBS | STATE_WORDS | NOT_FORMS | ORPHAN_COORD
+             | _set("no rest rather instead"))
+POSTFIX_GAP = _set(": ( ) , - – = is are")
+BAND_JOIN = _set("but yet and -")
+
+
+# --- compiled tables ------------------------------------------------------------------------------
+# on equal length a postfix negation beats an inert phrase beats a prefix beats a contrast
+SCOPES = [(*compiled(p), kind, rank, None) for rank, (p, kind) in enumerate(
+    ((NEG_POSTFIX, "post"), (NEG_INERT, "inert"), (NEG_PREFIX, "neg"), (CONTRAST, "contrast")))]
+BANDS = [(*compiled(p), "band", band, None) for p, band in BAND_REGEXES]
+
+
