@@ -25,6 +25,7 @@ from dataclasses import dataclass
 
 from my_affectgpt.au.facs import ALL_CODES, DEFAULT_BANDS, IntensityBands
 
+from . import notation
 from . import patterns as P
 from . import vocab as V
 from . import words as T
@@ -53,14 +54,14 @@ class Reading:
 class _Item:
     """A matched span (c0/c1 characters, t0/t1 tokens) or a mention built from spans."""
     __slots__ = ("c0", "c1", "t0", "t1", "kind", "name", "val", "codes", "anchor", "clausal",
-                 "partner", "negated", "band", "pre", "cands", "oo", "only_denied")
+                 "partner", "negated", "band", "pre", "cands", "oo", "only_denied", "grades")
 
     def __init__(self, c0, c1, kind, name="", val=None, t0=0, t1=0):
         self.c0, self.c1, self.kind, self.name, self.val, self.t0, self.t1 = \
             c0, c1, kind, name, val, t0, t1
         self.codes, self.anchor, self.clausal, self.partner = (), t0, False, None
         self.negated, self.band, self.pre, self.cands, self.oo = False, None, False, [], False
-        self.only_denied = False
+        self.only_denied, self.grades = False, {}
 
 
 class _Text:
@@ -75,17 +76,19 @@ class _Text:
         for i, (a, _) in enumerate(self.toks):
             n += i > 0 and (self.words[i - 1] in _SENT_END or "\n" in low[self.toks[i - 1][1]:a])
             self.sent.append(n)
-        self.lex = self._spans(V.LEXICON, low)
+        codes = [(a, b, _CODE_ROW) for a, b in notation.code_spans(low)]
+        self.lex = _glosses_dropped(self, self._spans(V.LEXICON, low, codes))
         self.scope = self._spans(T.SCOPES, low)
         negs = [(s.c0, s.c1) for s in self.scope if s.kind != "contrast"]
-        self.bands = [b for b in self._spans(T.BANDS, low)    # "no trace of" is no band
-                      if not any(b.c0 < e and a < b.c1 for a, e in negs)]
+        self.band_tok = set()
+        self.bands = _ranges(self, [b for b in self._spans(T.BANDS, low)  # "no trace of": no band
+                                    if not any(b.c0 < e and a < b.c1 for a, e in negs)])
         self.band_tok = {x for b in self.bands for x in range(b.t0, b.t1)}
 
-    def _spans(self, table: list, low: str) -> list:
-        """Matches of a table, overlaps resolved longest first (then by table rank)."""
+    def _spans(self, table: list, low: str, extra=()) -> list:
+        """Matches of a table (and `extra` ones), overlaps resolved longest first (then by rank)."""
         found = sorted(((a - b, row[3] if isinstance(row[3], int) else 0, a, b, row)
-                        for a, b, row in P.scan(table, low)), key=lambda x: x[:3])
+                        for a, b, row in [*P.scan(table, low), *extra]), key=lambda x: x[:3])
         taken, out = [], []
         for _, _, a, b, row in found:
             i = bisect.bisect_right(taken, (a, 1 << 30))
@@ -106,6 +109,45 @@ class _Text:
 
     def same(self, *positions) -> bool:
         return len({self.sent[p] for p in positions}) == 1
+
+
+_CODE_ROW = (None, None, "code", "", None)
+_GLOSS_END = {".", ";", "!", "?", ",", "+", "and", "with", "while", "but", "plus", "whereas"}
+
+
+def _glosses_dropped(t: _Text, lex: list) -> list:
+    """A code's gloss is the code: "AU24 (lips pressed together)", "26B jaw drop, mouth open"
+    assert AU24 (unmapped) and AU26 only, not what the words alone would say (AU23, AU25)."""
+    zones, codes = [], [s for s in lex if s.kind == "code"]
+    for k, s in enumerate(codes):
+        x, stop = s.t1, codes[k + 1].t0 if k + 1 < len(codes) else len(t.words)
+        if x < len(t.words) and t.words[x] == "(":
+            end = next((y for y in range(x, min(x + 12, stop)) if t.words[y] == ")"), None)
+            if end is not None:
+                zones.append((x, end))
+                continue
+        while x < min(stop, s.t1 + 7) and t.same(x, s.t0) and t.words[x] not in _GLOSS_END:
+            x += 1
+        zones.append((s.t1, x))
+    return [s for s in lex if s.kind == "code" or not any(a <= s.t0 and s.t1 <= b for a, b in zones)]
+
+
+def _ranges(t: _Text, bands: list) -> list:
+    """"mild to moderate", "slight-to-marked", "moderate, possibly strong": one span whose band
+    is "unclear" (or the band itself when both ends agree)."""
+    out = []
+    for b in bands:
+        prev = out[-1] if out else None
+        if prev is not None and t.same(prev.t0, b.t0) and (
+                t.words[prev.t1:b.t0] in (["to"], ["-"], ["–"], ["/"], ["or"], ["-", "to", "-"])
+                or t.words[prev.t1:b.t0][:1] == [","] and t.filler(prev.t1 + 1, b.t0, T.HEDGES, 2)
+                and prev.t1 + 1 < b.t0):
+            merged = _Item(prev.c0, b.c1, "band", prev.name if prev.name == b.name
+                           else notation.UNCLEAR, t0=prev.t0, t1=b.t1)
+            out[-1] = merged
+        else:
+            out.append(b)
+    return out
 
 
 def _is_clausal(t: _Text, part: _Item, move: _Item) -> bool:
@@ -142,14 +184,16 @@ def _mentions(t: _Text) -> tuple[list, list]:
         if s.kind == "code":
             if s.t0 == rest_end + 1 and t.words[rest_end] == "(":
                 continue                                   # "the frontalis (AU1+2) is inactive"
-            items = V.CODE_ITEM.findall(t.text[s.c0:s.c1])
-            codes = [f"AU{int(n):02d}" for n, _ in items]
-            m = add(s, s, tuple(c for c in codes if c in ALL_CODES) or None, s.t0)
-            if m is not None and items[0][1]:                  # "AU12C": FACS grade C
-                m.cands = [(s.t0, V.FACS_GRADES[items[0][1].lower()])]
-            for c in codes:
+            items = notation.items(t.text[s.c0:s.c1])
+            after = notation.grade_after(t.text, s.c1)     # "AU1 at C", "AU12: D"
+            grades = {c: g or (after[0] if after else None) for c, g in items}
+            m = add(s, s, tuple(c for c in grades if c in ALL_CODES) or None, s.t0)
+            if m is not None:
+                m.grades = {c: g for c, g in grades.items() if g}
+            for c in grades:
                 if c not in ALL_CODES:
-                    add(s, s, V.UNMAPPED, s.t0)
+                    u = add(s, s, V.UNMAPPED, s.t0)
+                    u.name = c                             # reported as "AU27", not the span
         elif s.kind in ("cue", "muscle"):
             m = add(s, s, s.val, s.t0)
             if m is not None:
@@ -402,10 +446,10 @@ def read_description(text: str) -> Reading:
             absent.update(codes)
         for c in () if m.negated else codes:
             if present.get(c) is None:            # the first band given wins
-                present[c] = m.band
+                present[c] = m.grades.get(c, m.band)
     phrases = []
     for m in sorted(unmapped, key=lambda m: m.t0):
-        p = " ".join(t.text[m.c0:m.c1].split())
+        p = m.name or " ".join(t.text[m.c0:m.c1].split())
         if not m.negated and p not in phrases:
             phrases.append(p)
     return Reading(present={c: present[c] for c in sorted(present)},

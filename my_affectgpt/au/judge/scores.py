@@ -1,12 +1,14 @@
 """Scores for the AU judge (re-exported by my_affectgpt.au.judge).
 
 `judge_scores` compares the judge's readings of texts with the AU values the texts were written
-from; `agreement` compares two readings of the same texts (gold annotations and the judge).
+from; `agreement` compares two readings of the same texts (gold annotations and the judge). A band
+"unclear" (a range such as "mild to moderate") counts as no band in both.
 """
 from __future__ import annotations
 
 from my_affectgpt.au.facs import ALL_CODES, DEFAULT_BANDS, PRESENCE_ONLY, IntensityBands, active_aus
 
+from .notation import UNCLEAR
 from .reader import read_description
 
 
@@ -34,7 +36,7 @@ def judge_scores(pairs, bands: IntensityBands = DEFAULT_BANDS) -> dict:
         contra, emo = contra + bool(set(r.absent) & act), emo + bool(r.emotion_words)
         for code in said & act - PRESENCE_ONLY:
             band_n += 1
-            band_stated += r.present[code] is not None
+            band_stated += r.present[code] not in (None, UNCLEAR)
             band_ok += r.present[code] == bands.band(active[code])
     p, rec, f = _prf(tp, fp, fn)
     return {"n": n, "au_precision": p, "au_recall": rec, "au_f1": f,
@@ -59,7 +61,7 @@ def agreement(gold, predicted) -> dict:
         exact += gs == ps
         for c in (gs | ps) & set(per):
             per[c][0 if c in gs and c in ps else 1 if c in ps else 2] += 1
-        both = [c for c in gs & ps if gp[c] is not None and pp[c] is not None]
+        both = [c for c in gs & ps if gp[c] not in (None, UNCLEAR) and pp[c] not in (None, UNCLEAR)]
         band_n, band_ok = band_n + len(both), band_ok + sum(gp[c] == pp[c] for c in both)
         ga, pa = set(g.get("absent") or ()), set(p.get("absent") or ())
         atp, afp, afn = atp + len(ga & pa), afp + len(pa - ga), afn + len(ga - pa)

@@ -314,17 +314,8 @@ REST_AFTER = REST_BEFORE | frozenset("relaxes relax rest inert".split())
 REST_STATE = frozenset("active activated engaged contracted contracting contracts contract "
                        "firing recruited involved".split())   # after "not": "is not active"
 
-# FACS codes: "AU12", "AU 6", "AU06_r", "AU12C" (letter grade), "AU6+12", "AUs 6 and 12".
-CODE = (r"\b(?:aus|action\s+units)\s+0*\d{1,2}"
-        r"(?:\s*(?:,|and|,\s*and|&|\+)\s*0*\d{1,2}\b(?![.,]\d))+"
-        r"|\b(?:action\s+units?|aus?)[\s_-]?0*\d{1,2}[a-e]?(?:_[rc])?\b"
-        r"(?:\s*[+&/]\s*(?:aus?[\s_-]?)?0*\d{1,2}[a-e]?\b(?![.,]\d))*")
-CODE_ITEM = re.compile(r"(\d{1,2})([a-e])?(?![\d.])", re.IGNORECASE)   # numbers inside CODE
-FACS_GRADES = {"a": "trace", "b": "slight", "c": "marked", "d": "severe", "e": "maximum"}
-
 
 LEXICON = ([(*compiled(p), "part", name, None) for name, p in PARTS.items()]
            + [(*compiled(p), "move", name, None) for name, p in MOVES.items()]
            + [(*compiled(p), "cue", p, codes) for p, codes in CUES]
-           + [(*compiled(p), "muscle", p, codes) for p, codes in MUSCLES]
-           + [(*compiled(CODE, False), "code", "", None)])
+           + [(*compiled(p), "muscle", p, codes) for p, codes in MUSCLES])

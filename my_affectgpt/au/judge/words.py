@@ -61,6 +61,8 @@ CONTRAST = alt(*_words("but while whilst whereas although though yet however exc
                        "besides apart_from other_than instead rather save_for unlike only albeit "
                        "beyond in_contrast on_the_other_hand nevertheless nonetheless with"))
 
+HEDGES = frozenset("possibly perhaps maybe probably approaching nearly almost bordering on".split())
+
 # --- token classes: which words may stand between a part and its movement, a band and its
 # mention, the items of a negated list, ...
 def _set(text: str) -> frozenset:

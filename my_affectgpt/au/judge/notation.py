@@ -1,0 +1,70 @@
+"""FACS notation in a description: where the codes are, which AUs and grades they name.
+
+FACS coders write `6C+12D+25B`, `R14A`, `AU 4B`, `AU1 at C`, `AUs 6 and 12`, and deny with "9 and
+10 coded absent", "AU15 = 0", "no 4". This module finds those spans (`code_spans`) and reads them
+(`items`, `grade_after`); the reader decides polarity and scope as for any other mention. Codes
+outside OpenFace's 18 are read like the rest and reported as unmapped by the reader, never moved
+onto a neighbouring AU. Bare numbers count as codes only inside a score string, with a side prefix
+or grade letter, or, in a text that already has a code, in a list next to a coder's word
+("absent: 9, 10", "no 4", "9 and 10 coded absent").
+"""
+from __future__ import annotations
+
+import re
+
+GRADES = {"a": "trace", "b": "slight", "c": "marked", "d": "severe", "e": "maximum"}
+UNCLEAR = "unclear"
+
+_NUM = r"0*\d{1,2}"
+_NOT_VALUE = r"(?![.,]\d|\s*%|\s*/\s*\d|\s*(?:ms|s|sec|frames?)\b)"   # 2.5, 40%, 3/5, 12 frames
+_ITEM = rf"(?:[lrub](?=\d))?{_NUM}[a-e]?\b{_NOT_VALUE}"               # R14A, 4B, 26
+_AU = r"(?:action\s+units?|aus?)"
+_SEP = r"\s*(?:\+|&|/|,\s*(?:and|or)\s+|,|\band\b|\bor\b)\s*"
+_CONT = rf"(?:{_SEP}(?:{_AU}[\s_-]?)?{_ITEM})"
+_CODE = re.compile(
+    rf"\b{_AU}s?[\s_-]?(?:{_NUM}[a-e]?(?:_[rc])?\b{_NOT_VALUE}){_CONT}*"   # AU12, AUs 6 and 12
+    rf"|\b{_ITEM}(?:\s*\+\s*(?:{_AU}[\s_-]?)?{_ITEM})+"                   # 1B+2B+5C+26B
+    rf"|\b[lrub]{_NUM}[a-e]?\b{_NOT_VALUE}"                                # R14A, L12
+    rf"|\b(?![23]d\b){_NUM}[a-e]\b(?!['’-])")                              # 4B (not 3D)
+_BARE_LIST = rf"{_NUM}\b{_NOT_VALUE}(?:{_SEP}{_NUM}\b{_NOT_VALUE})*"
+_CODER_BEFORE = r"(?:absent|neg(?:ative)?|no|not|none|nil|present|also|plus|codes?|coded|scored|without|except)"
+_BEFORE = re.compile(rf"\b{_CODER_BEFORE}\s*[:=-]?\s*({_BARE_LIST})")
+_AFTER = re.compile(rf"(?<![\w.])({_BARE_LIST})(?=\s+(?:coded|scored|rated|absent|not\s+(?:present|scored|coded|seen))\b"
+                    rf"|\s*(?:=|:)\s*0(?![.,]?\d))")
+_ITEM_READ = re.compile(r"([lrub])?0*(\d{1,2})([a-e])?(?![\d.])")
+# a grade stated after the code: "AU1 at C", "AU12: D", "12(E)", "AU6 - intensity B", "B/C"
+_GRADE_AFTER = re.compile(
+    r"\s*(?:\(\s*)?(?:(?:at|is|=|:|-|–|—|grade[d]?|intensity|level|of|scored|coded)\s*:?\s*)*"
+    r"(?:\(\s*)?([A-E])(?:\s*(?:/|-|–|to)\s*([A-E]))?(?=\s*(?:[),.;:+\n]|$|and\b|or\b|AU|\d))")
+
+
+def code_spans(low: str) -> list:
+    """(start, end) of the FACS codes in lower-cased `low`, overlaps merged."""
+    spans = [m.span() for m in _CODE.finditer(low)]
+    if spans:                                    # a coder's text: bare lists next to coder words
+        spans += [m.span(1) for rx in (_BEFORE, _AFTER) for m in rx.finditer(low)]
+    merged = []
+    for a, b in sorted(spans):
+        if merged and a < merged[-1][1]:
+            merged[-1] = (merged[-1][0], max(b, merged[-1][1]))
+        else:
+            merged.append((a, b))
+    return merged
+
+
+def items(span: str) -> list:
+    """[(AU code, grade band or None)] named in one code span ("6c+12d" -> AU06 marked, AU12
+    severe); "AU 4" has no grade; the side prefix is dropped."""
+    body = re.sub(rf"\b{_AU}s?[\s_-]?", " ", span.lower())
+    return [(f"AU{int(num):02d}", GRADES.get(letter)) for _, num, letter in _ITEM_READ.findall(body)]
+
+
+def grade_after(text: str, end: int):
+    """(band, end) of a grade letter written after a code ending at `end` in the original
+    `text` (capital letters only: "AU12 at a moderate level" has no grade), else None; two
+    letters that differ ("B/C") are the band "unclear"."""
+    m = _GRADE_AFTER.match(text, end)
+    if m is None:
+        return None
+    first, second = m.group(1).lower(), (m.group(2) or m.group(1)).lower()
+    return (GRADES[first] if first == second else UNCLEAR), m.end()
