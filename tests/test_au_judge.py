@@ -195,7 +195,7 @@ def test_negation(text, absent):
      {"AU01", "AU02"}),
     ("No brow lowering is visible, and a smile is present.", {"AU12"}, {"AU04"}),
     ("There is no frown and the lips are parted.", {"AU25"}, {"AU04"}),
-    ("No brow movement, with the cheeks lifting slightly.", {"AU06"}, set()),
+    ("No brow movement, with the cheeks lifting slightly.", {"AU06"}, {"AU01", "AU02", "AU04"}),
     ("No AUs besides AU06 and AU12 are active.", {"AU06", "AU12"}, set()),
     ("AU06 and AU12 are active; no other AUs.", {"AU06", "AU12"}, set()),
     ("Nothing but a smile.", {"AU12"}, set()),
@@ -317,7 +317,10 @@ def test_band_rules(text, spec):
     # rule 3: a denial that names no AU or movement denies nothing; one naming a movement does
     ("No facial action units are active at all.", {}, ""), ("No further muscle activity.", {}, ""),
     ("The lower face is inactive.", {}, ""), ("Mouth and chin areas remain unaffected.", {}, ""),
-    ("No notable eye or mouth activity.", {}, ""), ("There is no brow or lip movement.", {}, ""),
+    # guideline rule 3b: a denied region denies its AUs
+    ("No notable eye or mouth activity.", {},
+     "AU05 AU07 AU10 AU12 AU14 AU15 AU20 AU23 AU25 AU26 AU28 AU45"),
+    ("There is no brow or lip movement.", {}, "AU01 AU02 AU04 AU10 AU12 AU14 AU15 AU20 AU23 AU25 AU28"),
     ("The smile is broad, without significant lip parting.", {"AU12": None}, "AU25"),
     ("She shows no jaw drop.", {}, "AU26"), ("There is no jaw movement.", {}, "AU26"),
     ("The jaw does not move.", {}, "AU26"), ("Without movement of the jaw.", {}, "AU26"),
@@ -412,7 +415,7 @@ def test_empty_and_neutral_texts():
 def test_gpt_style_prose():
     r = read_description("The expression is characterized by mild brow lowering, with no "
                          "noticeable ocular or lid engagement.")
-    assert r.present == {"AU04": "slight"} and r.absent == ()
+    assert r.present == {"AU04": "slight"} and r.absent == ("AU05", "AU07", "AU45")   # rule 3b
     r = read_description("There is no tension around the eyes or mouth, and the brows remain in "
                          "a neutral position.")
     assert r.present == {} and set(r.absent) == {"AU07", "AU23"}

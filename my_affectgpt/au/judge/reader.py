@@ -54,14 +54,14 @@ class Reading:
 class _Item:
     """A matched span (c0/c1 characters, t0/t1 tokens) or a mention built from spans."""
     __slots__ = ("c0", "c1", "t0", "t1", "kind", "name", "val", "codes", "anchor", "clausal",
-                 "partner", "negated", "band", "pre", "cands", "oo", "only_denied", "grades")
+                 "partner", "negated", "band", "pre", "cands", "oo", "only_denied", "grades", "still")
 
     def __init__(self, c0, c1, kind, name="", val=None, t0=0, t1=0):
         self.c0, self.c1, self.kind, self.name, self.val, self.t0, self.t1 = \
             c0, c1, kind, name, val, t0, t1
         self.codes, self.anchor, self.clausal, self.partner = (), t0, False, None
         self.negated, self.band, self.pre, self.cands, self.oo = False, None, False, [], False
-        self.only_denied, self.grades = False, {}
+        self.only_denied, self.grades, self.still = False, {}, False
 
 
 class _Text:
@@ -207,7 +207,7 @@ def _mentions(t: _Text) -> tuple[list, list]:
             if i + 1 < len(lex) and lex[i + 1].kind == "part" and t.same(lex[i + 1].t0, s.t0) \
                     and t.filler(s.t1, lex[i + 1].t0, T.RIGHT_FILLER, 4):
                 right = i + 1
-            trail = _trailing(t, lex, right) if right is not None else None
+            trail = _trailing(t, lex, right, s.name) if right is not None else None
             if left is not None and right is not None and ":" in t.words[lex[left].t1:s.t0] \
                     and (trail or V.combo(s.name, lex[right].name) is not None):
                 left = None                  # "Brows: a lift of the outer brows": a heading
@@ -228,7 +228,7 @@ def _mentions(t: _Text) -> tuple[list, list]:
                 if subj is not None:
                     add(s, s, V.combo(s.name, lex[subj].name), s.t0)
             for m in ments[n0:]:
-                m.only_denied = used in V.DENY_ONLY_MOVES
+                m.only_denied, m.still = used in V.DENY_ONLY_MOVES, used in V.STILL_MOVES
     _coordinated_parts(t, lex, partner_of, add)
     return sorted(ments, key=lambda m: m.t0), unmapped
 
@@ -254,12 +254,14 @@ def _at_rest(t: _Text, s: _Item) -> bool:
     return w in V.REST_AFTER or (w == "not" or w in T.NOT_FORMS) and nxt in V.REST_STATE
 
 
-def _trailing(t: _Text, lex: list, j: int):
-    """"pulls the lip corners down": a direction word after the part sets the movement."""
+def _trailing(t: _Text, lex: list, j: int, verb: str):
+    """"pulls the lip corners down": a direction word after the part sets the movement
+    ("squeezes her eyes shut": the verb and the direction together)."""
     x = lex[j].t1
     while x < len(t.words) and (x in t.band_tok or t.words[x].endswith("ly")):
         x += 1
     name = V.DIRECTIONS.get(t.words[x]) if x < len(t.words) else None
+    name = V.VERB_DIRECTIONS.get((verb, name), name)
     if name is None or V.combo(name, lex[j].name) is None:
         return None
     nxt = lex[j + 1] if j + 1 < len(lex) else None
@@ -312,7 +314,7 @@ def _coordinated_parts(t: _Text, lex: list, partner_of: dict, add) -> None:
             pm, move, _ = partner_of[j]
             m = add(lex[i], lex[i], V.combo(move.name, lex[i].name), move.t0, partner=pm)
             if m is not None:
-                m.only_denied = pm.only_denied
+                m.only_denied, m.still = pm.only_denied, pm.still
             partner_of[i] = (m, move, side)
 
 
@@ -340,6 +342,7 @@ def _negate(t: _Text, ments: list) -> None:
     ends = sorted(s.t0 for s in t.scope if s.kind == "contrast")
     for trig in prefix:
         stop = next((e for e in ends if e >= trig.t1), len(t.words))
+        narrow = t.words[trig.t0] in ("rather", "instead")  # "instead of a smile, a frown"
         last, verb_seen = trig.t1, False
         for m in ments:
             if m.anchor < trig.t1 or m.t1 <= trig.t0:
@@ -348,6 +351,8 @@ def _negate(t: _Text, ments: list) -> None:
                 break
             if m.t0 >= trig.t1:              # the trigger is not inside the mention
                 gap = t.words[last:m.t0]
+                if narrow and "," in gap:
+                    break
                 new_clause = False
                 for k, w in enumerate(gap):  # "No X is seen, and a smile", "..., she smiles"
                     verb_seen |= w in T.LINK_VERBS
@@ -430,12 +435,15 @@ def read_description(text: str) -> Reading:
     t = _Text(text or "")
     ments, unmapped = _mentions(t)
     _negate(t, sorted(ments + unmapped, key=lambda m: m.t0))
+    ments = [m for m in ments if m.negated or not m.only_denied]    # "no jaw movement" only
+    ments = [m for m in ments if not (m.still and m.negated)]       # "not still": nothing said
+    for m in ments:
+        m.negated |= m.still                                        # "the mouth is still"
     for m in ments:             # orbicularis oculi tied to the lids tightening or to a blink
         tied = {c for n in ments if n is not m and n.negated == m.negated
                 and t.same(n.t0, m.t0) for c in n.codes if c in ("AU07", "AU45")}
         if m.oo and tied:
             m.codes = tuple(sorted(tied))
-    ments = [m for m in ments if m.negated or not m.only_denied]    # "no jaw movement" only
     _assign_bands(t, ments, DEFAULT_BANDS)
     present, absent = {}, set()
     for m in ments:

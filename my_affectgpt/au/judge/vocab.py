@@ -46,7 +46,8 @@ PARTS: dict[str, str] = {
     "lower_lids": r"(?:lower|bottom)\s+(?:eye[- ]?)?lids?",
     "lids": r"(?:eye[- ]?)?lids?",
     "eye_corners": alt(rf"{EYE_SEG}\s+of\s+{DET}eyes?", r"(?:outer\s+)?eye\s+corners?"),
-    "eyes": r"eyes?|eyeballs?|palpebral\s+fissures?|eye\s+(?:apertures?|openings?)",
+    "eyes": alt(r"eyes?|eyeballs?|palpebral\s+fissures?|eye\s+(?:apertures?|openings?)",
+                r"(?:peri)?ocular|orbital\s+(?:region|area)"),
     "cheeks": alt(r"cheeks?", r"cheekbones?", rf"(?:apples?|tops?)\s+of\s+{DET}cheeks?"),
     "nose": alt(r"nose", r"nasal(?:\s+bridge)?", rf"(?:bridge|sides?|root)\s+of\s+{DET}nose"),
     "nostrils": r"nostrils?|nares|(?:nasal\s+)?alae|nasal\s+wings?",
@@ -57,9 +58,13 @@ PARTS: dict[str, str] = {
                        r"(?:lip|mouth)\s+angles?"),
     "corners": r"corners?",
     "lips": r"lips?",
-    "mouth": r"mouth",
+    "mouth": r"mouth|(?:peri)?oral(?!\s+commissures?)",
     "jaw": r"(?:lower\s+)?jaw(?:\s*line)?|mandible",
     "chin": r"chin(?:\s+boss)?",
+    "upper_face": alt(r"upper[- ](?:half\s+of\s+(?:the\s+)?)?face", r"upper[- ]facial(?:\s+region)?",
+                      rf"top\s+half\s+of\s+{DET}face", r"brow\s+and\s+eye\s+(?:region|area)s?"),
+    "lower_face": alt(r"lower[- ](?:half\s+of\s+(?:the\s+)?)?face", r"lower[- ]facial(?:\s+region)?",
+                      rf"bottom\s+half\s+of\s+{DET}face"),
     "head": r"head",
     "gaze": r"gaze|line\s+of\s+sight",
     "teeth": r"teeth|tooth",
@@ -75,10 +80,13 @@ UP = W("up", "upward", "upwards")
 DOWN = W("down", "downward", "downwards")
 DIR_VERBS = V("pull", "draw", "push", "turn", "curl", "tug!", "move", "go", "perk", "angle",
               "curve", "quirk", "hitch", "tick", "flick", "slant", "point", "shift", "sweep",
-              "bend", "tilt", "hook")
+              "bend", "tilt", "hook", "fly", "shoot", "jump!", "climb", "leap", "spring", "creep",
+              "inch", "edge", "yank", "jerk", "hoist", "crook", "ride", "pop!", "float", "drift",
+              "arc", "sink", "slide", "tip!", "kick", "crawl")
 _SIDEWAYS = "back backward backwards sideways laterally outward outwards horizontally"
 _IN = r"in(?!\s+(?:a|an|the)\b)"    # "drawn in", not "pressed in a line"
-DIR = alt(DIR_VERBS, r"drawn", r"went", r"gone", r"goes", r"bent", r"swept")
+DIR = alt(DIR_VERBS, r"drawn", r"went", r"gone", r"goes", r"bent", r"swept", r"flew", r"flown",
+          r"flies", r"shot", r"leapt", r"sprang", r"sprung", r"rode", r"sank", r"sunk", r"slid")
 _DIR_NOUN = V("pull", "push", "turn", "curl", "tilt", "curve", "lift", "draw", "stretch", "spread",
               "movement")                      # "an upward pull", "a sideways stretch"
 MOVES: dict[str, str] = {
@@ -92,14 +100,18 @@ MOVES: dict[str, str] = {
     "raise": RAISE,
     "retract": V("retract"),
     "lower": alt(V("lower", "depress"), r"depressors?", r"depression"),
-    "drop": alt(V("drop!", "slacken"), r"slack", r"fall(?:s|en|ing)?", r"fell"),
+    "drop": alt(V("drop!", "slacken", "hang"), r"slack", r"hung", r"fall(?:s|en|ing)?",
+                r"fell", r"loosen(?:s|ed|ing)?", r"unhinged"),
     "together": alt(rf"{alt(DIR, V('knit!', 'pinch', 'bring', 'come', 'squeeze', 'gather'))}"
                     rf"{ADVERB}\s+(?:closer\s+)?together", r"drawn\s+(?:closer\s+)?together",
                     r"brought\s+together"),
-    "furrow": alt(V("furrow", "knit!", "knot!", "pinch", "crease", "contract", "scrunch"),
-                  r"contractions?"),
-    "frown": V("frown", "scowl"),
-    "arch": r"arched|arching|arches",
+    "furrow": alt(V("furrow", "knit!", "knot!", "pinch", "crease", "contract", "scrunch", "beetle",
+                    "crumple"), r"contractions?"),
+    "frown": V("frown", "scowl", "glower", "lour", "glare"),
+    "arch": alt(r"arched|arching|arches", V("cock", "quirk", "hitch")),
+    "round": alt(rf"{alt(V('go', 'grow', 'get', 'become'), 'went', 'gone', 'grew', 'grown', 'got')}"
+                 r"\s+(?:\w+\s+)?(?:round|big|huge|wide|large|enormous)", r"rounded",
+                 r"saucer[- ]like|like\s+saucers|as\s+big\s+as\s+saucers", r"pop(?:s|ped|ping)?\s+(?:open|out|wide)"),
     "oblique": alt(r"oblique(?:ly)?", rf"{V('slant', 'angle', 'tilt')}{ADVERB}\s+{UP}",
                    r"slanted|slanting"),
     "wide_open": alt(r"wide[- ]open(?:ed)?", rf"{V('open')}\s+wide", r"gap(?:e|es|ed|ing)",
@@ -112,8 +124,9 @@ MOVES: dict[str, str] = {
     "open": alt(V("open"), rf"{alt(V('drop!', 'fall', 'hang', 'swing'), 'fell', 'hung')}"
                            rf"{ADVERB}\s+(?:open|loose|slack)"),
     "half_close": r"half[- ]?(?:closed|shut|lidded)|hooded|heavy[- ]lidded",
-    "squeeze_shut": alt(rf"{V('squeeze')}{ADVERB}\s+(?:shut|closed)",
-                        r"screw(?:ed|s)?\s+(?:up|shut)"),
+    "squeeze_shut": alt(rf"{V('squeeze', 'screw', 'scrunch', 'crush')}{ADVERB}\s+(?:shut|closed)",
+                        rf"{V('squeeze')}\s+tight(?:ly)?\s+(?:shut|closed)"),
+    "screw_up": alt(rf"{V('screw', 'scrunch')}\s+up"),
     "close": alt(rf"(?:tightly\s+)?{V('close')}", r"closure", r"(?:tightly\s+)?shut(?:s|ting)?",
                  r"shut\s+tight(?:ly)?"),
     "blink": alt(V("blink"), r"mid-blink"),
@@ -125,7 +138,11 @@ MOVES: dict[str, str] = {
     "wrinkle": alt(V("wrinkle", "crinkle"), r"wrinkly"),
     "curl": V("curl"),
     "pull": V("pull", "tug!"),
-    "motion": alt(r"mov(?:e|es|ed|ing|ements?)", r"motions?"),   # named only to be denied
+    "motion": alt(r"mov(?:e|es|ed|ing|ements?)", r"motions?", r"activity", r"actions?",
+                  r"engagement", r"involvement", r"changes?"),   # named only to be denied
+    "still": alt(r"still(?=\s*(?:[.,;:!?)\n]|$|\b(?:and|but|while|with|throughout|otherwise|as|"
+                 r"except|apart)\b))", r"motionless", r"immobile", r"unmoving", r"unmoved",
+                 r"static", r"stationary"),
     "draw": alt(V("push", "draw", "bring", "move"), r"drawn|brought"),
     "side": alt(rf"{alt(DIR, V('stretch', 'spread'))}{ADVERB}\s+{WS(_SIDEWAYS + ' wide widely')}",
                 rf"{alt(DIR, V('stretch'))}\s+to\s+(?:the|both|either)\s+sides?",
@@ -146,6 +163,7 @@ MOVES: dict[str, str] = {
     "pout": V("pout"),
     "bunch": V("bunch"),
     "bulge": V("bulge"),
+    "disappear": alt(V("disappear", "vanish"), r"swallowed\s+up", r"out\s+of\s+sight"),
     "droop": alt(V("droop", "sag!"), r"droopy"),
     "pucker": alt(V("pucker", "purse", "funnel"), r"funnell(?:ed|ing)"),
     "puff": V("puff", "inflate", "balloon"),
@@ -153,7 +171,7 @@ MOVES: dict[str, str] = {
     "clench": alt(V("clench", "grit!", "grind", "gnash"), r"ground"),
     "bare": r"bared|baring|bares|exposed|exposing",
     "bite": r"bite|bit(?:es|ing|ten)",
-    "head_turn": alt(V("tilt", "turn", "nod!", "shake", "cock", "jerk", "bow", "incline", "rotate",
+    "head_turn": alt(V("tilt", "turn", "nod!", "shake", "jerk", "bow", "incline", "rotate",
                        "lean", "tip!", "avert", "divert"), r"shook|downcast|averted"),
     "twitch": V("twitch", "quiver", "tremble", "flutter", "spasm", "jut!", "thrust", "protrude",
                 "lick", "roll"),
@@ -164,11 +182,15 @@ DIRECTIONS = {w: move for move, words in (
     ("side", "back backward sideways laterally outward horizontally"), ("part", "apart"),
     ("inward", "in inward inwards"), ("open", "open"), ("widen", "wide"), ("tighten", "tight"),
     ("close", "shut closed")) for w in words.split()}
+VERB_DIRECTIONS = {("squeeze", "close"): "squeeze_shut", ("squeeze_shut", "close"): "squeeze_shut",
+                   ("screw_up", "close"): "squeeze_shut"}
 NON_AU_MOVES = frozenset({"pucker", "puff", "flare", "clench", "bare", "bite", "twitch",
                           "half_close"})
 # moves that assert their AU only when denied: "no jaw movement" denies AU26 (the jaw's only
 # AU among the 18), "the jaw moves" asserts nothing (it may thrust or slide, AU29/AU30)
 DENY_ONLY_MOVES = frozenset({"motion"})
+# moves that deny the AUs of their region when asserted: "the mouth is still" (guideline 3b)
+STILL_MOVES = frozenset({"still"})
 
 # move: part=AUs ...  ("-": a movement outside the 18 AUs; "0": asserts nothing; "*": any other
 # part; "_": the move with no part beside it). A part missing from a move falls back to the
@@ -182,12 +204,13 @@ up: inner_brows=01 outer_brows=02 brows=01+02 lids=05 lower_lids=07 cheeks=06 li
     lip_corners,mouth=12 lower_lip,chin=17
 oblique: brows=01
 retract: lids=05 lip_corners,lips=20
-arch: brows=01+02 inner_brows=01 outer_brows=02
+arch: brows=01+02 inner_brows=01 outer_brows=02 lips,lip_corners,mouth=12
+round: eyes,lids=05
 lower: brows=04 lip_corners=15 jaw=26 lower_lip,lids=-
 down: brows=04 lip_corners,mouth,lips=15 jaw=26 lower_lip,eyes=-
 drop: jaw=26 lip_corners=15 brows=04 lower_lip,lids=-
 together: brows=04 lips=23
-furrow: brows,forehead=04 nose=09 chin=17
+furrow: brows,forehead=04 nose=09 chin=17 lips=-
 frown: mouth,lips,lip_corners=15 *,_=04
 widen: eyes,lids=05 lips=20
 wide_open: eyes,lids=05 mouth,lips=25+26 jaw=26
@@ -196,6 +219,7 @@ open: mouth=25+26 lips=25 jaw=26 eyes=0
 slightly_open: mouth,lips,jaw=25 eyes,lids=-
 half_close: eyes,lids,_=-
 squeeze_shut: eyes,lids=07+45
+screw_up: eyes,lids=07 nose=09 *=-
 close: eyes,lids=45 mouth,lips=0
 blink: *,_=45
 narrow: eyes,lids=07 lips,mouth=23
@@ -205,7 +229,14 @@ squeeze: eyes,lids=07
 wrinkle: nose=09 forehead=01+02 chin=17 eyes=06
 curl: upper_lip,lips=10 lower_lip=-
 pull: lip_corners=12
-motion: jaw=26
+motion: brows,forehead=01+02+04 inner_brows=01 outer_brows=02 eyes,lids,upper_lids=05+07+45
+    lower_lids=07 cheeks=06 nose=09 lips=10+12+14+15+20+23+25+28 upper_lip=10 lower_lip=0
+    mouth=10+12+14+15+20+23+25+26+28 lip_corners=12+14+15 chin=17 jaw=26
+    upper_face=01+02+04+05+06+07+45 lower_face=09+10+12+14+15+17+20+23+25+26+28
+still: brows,forehead=01+02+04 inner_brows=01 outer_brows=02 eyes,lids,upper_lids=05+07+45
+    lower_lids=07 cheeks=06 nose=09 lips=10+12+14+15+20+23+25+28 upper_lip=10 lower_lip=0
+    mouth=10+12+14+15+20+23+25+26+28 lip_corners=12+14+15 chin=17 jaw=26
+    upper_face=01+02+04+05+06+07+45 lower_face=09+10+12+14+15+17+20+23+25+26+28
 draw:
 side: lip_corners,lips,mouth=20
 inward: lip_corners=14 lips=28 cheeks=-
@@ -216,12 +247,13 @@ press: lips,mouth=23
 thin: lips=23
 part: lips,mouth,teeth=25
 pout: *,_=17
-bunch: cheeks=06
-bulge: lower_lids=07 *=-
-droop: lip_corners,mouth=15 *,_=-
+bunch: cheeks=06 brows=04 chin=17
+disappear: lips=28
+bulge: eyes=05 lower_lids=07 *=-
+droop: lip_corners,mouth=15 jaw=26 *,_=-
 pucker: chin=17 *,_=-
 puff: *,_=-
-flare: *,_=-
+flare: eyes=05 *,_=-
 clench: *,_=-
 bare: teeth=-
 bite: *=-
@@ -259,15 +291,21 @@ ORBICULARIS_OCULI = r"orbicularis\s+oculi"
 _LINES = W("lines?", "wrinkles?", "creases?", "furrows?", "folds?")
 _OF_THE = r"\s+(?:part|portion)\s+of\s+(?:the\s+)?"
 CUES: list[tuple[str, tuple | str]] = [
-    (alt(V("smile", "grin!"), r"smiley", r"half-smile"), ("AU12",)),
+    (alt(rf"smil(?:ing|ey)\s+eyes", rf"eyes\s+(?:that\s+)?smil(?:e|es|ed|ing)",
+         r"laugh(?:ter)?\s+lines"), ("AU06",)),
+    (rf"smile\s+(?:that\s+)?(?:reach(?:es|ed|ing)?|spread(?:s|ing)?\s+(?:up\s+)?to)\s+{DET}eyes",
+     ("AU06", "AU12")),
+    (alt(V("smile", "grin!", "beam"), r"smiley", r"half-smile", V("smirk")), ("AU12",)),
     (r"duchenne(?:\s+(?:smile|marker|display))?", ("AU06", "AU12")),
-    (V("sneer"), ("AU10",)),
+    (alt(V("sneer", "snarl")), ("AU10",)),
     (r"crow['’]?s[- ]?feet", ("AU06",)),
     (alt(r"wide-eyed", rf"whites?\s+of\s+{DET}eyes", r"scleral?(?:\s+show)?",
          r"whites?\s+(?:\w+\s+)?above\s+the\s+iris(?:es)?"), ("AU05",)),
     (r"open-mouthed", ("AU25", "AU26")),
     (r"slack-jawed", ("AU26",)),
-    (r"tight-lipped", ("AU23",)),
+    (alt(r"tight-lipped", r"thin-lipped", rf"(?:set|pressed|drawn)\s+in(?:to)?\s+an?\s+(?:\w+\s+)?line"),
+     ("AU23",)),
+    (rf"(?:gap|space|opening)\s+between\s+{DET}lips", ("AU25",)),
     (alt(rf"(?:vertical\s+)?{_LINES}\s+between\s+{DET}{BROW}", rf"glabellar\s+{_LINES}"),
      ("AU04",)),
     (alt(rf"horizontal\s+(?:forehead\s+)?{_LINES}", rf"forehead\s+{W('lines?', 'creases?')}"),
@@ -275,6 +313,9 @@ CUES: list[tuple[str, tuple | str]] = [
     (rf"wrinkles?\s+{W('along', 'on', 'at', 'across', 'over')}\s+{DET}"
      rf"{W('sides?', 'bridge', 'root')}\s+of\s+{DET}nose", ("AU09",)),
     (r"orange[- ]peel", ("AU17",)),
+    (alt(r"(?:eye|gaze)\s+(?:movements?|shifts?|darts?)",
+         r"eyes?\s+(?:do(?:es)?\s+not|don['’]t|doesn['’]t|never)\s+(?:move|wander|dart|shift)"),
+     UNMAPPED),                     # gaze, not the lids: "no eye movement" denies no AU
     (alt(V("grimace", "wince", "yawn"), r"eye[- ]?rolls?", r"lip[- ]bit(?:e|ing)",
          r"(?:visible|showing|exposed)\s+teeth", r"teeth\s+(?:are\s+)?(?:visible|showing|exposed)",
          r"tongue\s+(?:is\s+)?(?:out|showing|visible)"), UNMAPPED),

@@ -14,17 +14,19 @@ def _words(text: str) -> tuple:
 BAND_TERMS = {   # the judge's own table, from the guideline ("_" joins a multi-word term)
     "trace": _words("trace traces faint faintly barely barely_perceptible barely_visible "
                     "barely_noticeable hint hints hint_of minimal minimally subtle subtly minute "
-                    "just_perceptible just_visible just_noticeable"),
+                    "just_perceptible just_visible just_noticeable touch_of a_touch tiny "
+                    "flicker_of ghost_of whisper_of"),
     "slight": _words("slight slightly mild mildly light lightly gentle gently weak weakly small "
-                     "a_little a_bit somewhat modest modestly low"),
+                     "a_little a_bit somewhat modest modestly low soft softly"),
     "marked": _words("marked markedly pronounced moderate moderately noticeable noticeably notable "
                      "notably clear "
-                     "clearly evident evidently distinct distinctly medium definite definitely"),
+                     "clearly evident evidently distinct distinctly medium definite definitely "
+                     "obvious obviously fairly"),
     "severe": _words("severe severely extreme extremely strong strongly intense intensely "
                      "considerable considerably substantial substantially significant "
-                     "significantly heavy heavily deep deeply high highly large"),
+                     "significantly heavy heavily deep deeply high highly large hard"),
     "maximum": _words("maximum maximal maximally full fully utmost as_far_as_it_goes "
-                      "at_its_peak at_peak"),
+                      "at_its_peak at_peak completely as_far_as_possible as_wide_as_possible"),
 }
 # "very slight" -> trace, "very pronounced" -> severe, "very strong" -> maximum
 VERY_SHIFT = {"trace": "trace", "slight": "trace", "marked": "severe", "severe": "maximum",
@@ -50,11 +52,19 @@ _STATE_NEG = W(*_words("present visible active activated evident apparent observ
                        "seen detected detectable noticeable discernible engaged involved shown "
                        "there perceptible recruited noted at_play in_evidence identifiable "
                        "indicated"))
-_COPULA = W("is", "are", "was", "were", "remains?", "appears?", "seems?", "stays?")
-_DEGREE = W(*_words("completely entirely totally wholly fully also clearly likewise notably"))
+_COPULA = alt(W("is", "are", "was", "were", "remains?", "appears?", "seems?", "stays?"),
+              rf"{W('has', 'have', 'had')}\s+been", rf"{W('appears?', 'seems?')}\s+to\s+be")
+_DEGREE = W(*_words("completely entirely totally wholly fully also clearly likewise notably all "
+                    "both each equally"))
+_CODED = W("coded", "scored", "rated", "marked")
+_DENIED = W('absent', 'missing', 'inactive', 'lacking', 'gone', 'nonexistent', 'non-existent',
+            'not ' + _STATE_NEG, 'not at all', 'nowhere to be seen', 'nowhere to be found',
+            'not to be seen', 'ruled out')
 NEG_POSTFIX = alt(
-    rf"(?:{_COPULA}\s+)?(?:{_DEGREE}\s+)?"
-    rf"{W('absent', 'missing', 'inactive', 'not ' + _STATE_NEG, 'not at all')}",
+    rf"(?:{_COPULA}\s+)?(?:{_DEGREE}\s+)?{_DENIED}",
+    rf"(?:{_COPULA}\s+)?{_CODED}\s+(?:as\s+)?{W('absent', 'zero', '0', 'none', 'nil', 'not present')}",
+    rf"(?:{_COPULA}\s+)?not\s+{W('scored', 'coded')}",
+    rf"{W('does', 'do', 'did')}\s+not\s+{W('occur', 'happen', 'appear', 'show')}",
     rf"{W('is', 'are', 'was', 'were', 'does', 'do')}\s+not(?=\s*(?:[.;,!)]|$))",
     rf"{W('isn', 'aren', 'wasn', 'weren')}['’]t(?=\s*(?:[.;,!)]|$))")
 CONTRAST = alt(*_words("but while whilst whereas although though yet however except excepting "
