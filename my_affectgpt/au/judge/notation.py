@@ -18,7 +18,7 @@ UNCLEAR = "unclear"
 _NUM = r"0*\d{1,2}"
 _NOT_VALUE = r"(?![.,]\d|\s*%|\s*/\s*\d|\s*(?:ms|s|sec|frames?)\b)"   # 2.5, 40%, 3/5, 12 frames
 _ITEM = rf"(?:[lrub](?=\d))?{_NUM}[a-e]?\b{_NOT_VALUE}"               # R14A, 4B, 26
-_AU = r"(?:action\s+units?|aus?)"
+_AU = r"(?:action\s+units?|aus?|facs(?:\s+aus?)?)"
 _SEP = r"\s*(?:\+|&|/|,\s*(?:and|or)\s+|,|\band\b|\bor\b)\s*"
 _CONT = rf"(?:{_SEP}(?:{_AU}[\s_-]?)?{_ITEM})"
 _CODE = re.compile(
@@ -27,9 +27,11 @@ _CODE = re.compile(
     rf"|\b[lrub]{_NUM}[a-e]?\b{_NOT_VALUE}"                                # R14A, L12
     rf"|\b(?![23]d\b){_NUM}[a-e]\b(?!['’-])")                              # 4B (not 3D)
 _BARE_LIST = rf"{_NUM}\b{_NOT_VALUE}(?:{_SEP}{_NUM}\b{_NOT_VALUE})*"
-_CODER_BEFORE = r"(?:absent|neg(?:ative)?|no|not|none|nil|present|also|plus|codes?|coded|scored|without|except)"
+_CODER_BEFORE = (r"(?:absent|neg(?:ative)?|no|not|none|nil|present|also|plus|codes?|coded|scored|"
+                 r"without|except|rather\s+than|instead\s+of)")
 _BEFORE = re.compile(rf"\b{_CODER_BEFORE}\s*[:=-]?\s*({_BARE_LIST})")
-_AFTER = re.compile(rf"(?<![\w.])({_BARE_LIST})(?=\s+(?:coded|scored|rated|absent|not\s+(?:present|scored|coded|seen))\b"
+_AFTER = re.compile(rf"(?<![\w.])({_BARE_LIST})(?=\s+(?:(?:both|all|also)\s+)?(?:coded|scored|rated|absent|"
+                    rf"not\s+(?:present|scored|coded|seen))\b"
                     rf"|\s*(?:=|:)\s*0(?![.,]?\d))")
 _ITEM_READ = re.compile(r"([lrub])?0*(\d{1,2})([a-e])?(?![\d.])")
 # a grade stated after the code: "AU1 at C", "AU12: D", "12(E)", "AU6 - intensity B", "B/C"
@@ -41,8 +43,10 @@ _GRADE_AFTER = re.compile(
 def code_spans(low: str) -> list:
     """(start, end) of the FACS codes in lower-cased `low`, overlaps merged."""
     spans = [m.span() for m in _CODE.finditer(low)]
-    if spans:                                    # a coder's text: bare lists next to coder words
-        spans += [m.span(1) for rx in (_BEFORE, _AFTER) for m in rx.finditer(low)]
+    bare = [m.span(1) for rx in (_BEFORE, _AFTER) for m in rx.finditer(low)]
+    if spans or len(bare) >= 2:                  # a coder's text: bare lists next to coder words
+        spans += bare
+        spans += _between_codes(low, sorted(spans))
     merged = []
     for a, b in sorted(spans):
         if merged and a < merged[-1][1]:
@@ -50,6 +54,27 @@ def code_spans(low: str) -> list:
         else:
             merged.append((a, b))
     return merged
+
+
+_BARE = re.compile(rf"(?<![\w.]){_NUM}\b{_NOT_VALUE}")
+_GRADED = re.compile(r"[a-e]$")
+
+
+def _between_codes(low: str, spans: list) -> list:
+    """Bare numbers in a space-separated score string: "20C 28 45E" (a code on both sides), or
+    after a graded code at the end ("1B 5D 28."): not a value, which would follow an ungraded
+    code ("AU12 3")."""
+    out = []
+    for m in _BARE.finditer(low):
+        a, b = m.span()
+        left = next((s for s in reversed(spans) if s[1] <= a), None)
+        right = next((s for s in spans if s[0] >= b), None)
+        near_left = left is not None and not low[left[1]:a].strip(" ,+")
+        near_right = right is not None and not low[b:right[0]].strip(" ,+")
+        ends = not low[b:b + 2].strip() or low[b] in ".;,)\n"
+        if near_left and (near_right or ends and _GRADED.search(low[left[0]:left[1]])):
+            out.append((a, b))
+    return out
 
 
 def items(span: str) -> list:

@@ -77,7 +77,7 @@ class _Text:
             n += i > 0 and (self.words[i - 1] in _SENT_END or "\n" in low[self.toks[i - 1][1]:a])
             self.sent.append(n)
         codes = [(a, b, _CODE_ROW) for a, b in notation.code_spans(low)]
-        self.lex = _glosses_dropped(self, self._spans(V.LEXICON, low, codes))
+        self.lex = _pronouns_resolved(self, _glosses_dropped(self, self._spans(V.LEXICON, low, codes)))
         self.scope = self._spans(T.SCOPES, low)
         negs = [(s.c0, s.c1) for s in self.scope if s.kind != "contrast"]
         self.band_tok = set()
@@ -129,7 +129,34 @@ def _glosses_dropped(t: _Text, lex: list) -> list:
         while x < min(stop, s.t1 + 7) and t.same(x, s.t0) and t.words[x] not in _GLOSS_END:
             x += 1
         zones.append((s.t1, x))
+        if s.t0 and t.words[s.t0 - 1] == "(" and any(     # "a squint (FACS 44)": its gloss before
+                c not in ALL_CODES for c, _ in notation.items(t.text[s.c0:s.c1])):
+            x = s.t0 - 1
+            while x > 0 and t.same(x - 1, s.t0) and t.words[x - 1] not in _GLOSS_END | {":"} \
+                    and s.t0 - x < 8:
+                x -= 1
+            zones.append((x, s.t0))
     return [s for s in lex if s.kind == "code" or not any(a <= s.t0 and s.t1 <= b for a, b in zones)]
+
+
+def _pronouns_resolved(t: _Text, lex: list) -> list:
+    """"they" / "them" stand for the last plural face part before them ("sucking them in",
+    "a clear gap between them", "they're dragged down"): a part item at the pronoun."""
+    out, last = [], None
+    spans = iter(lex)
+    nxt = next(spans, None)
+    for x, w in enumerate(t.words):
+        while nxt is not None and nxt.t0 <= x:
+            out.append(nxt)
+            if nxt.kind == "part" and nxt.name not in V.NON_AU_PARTS and any(
+                    w.endswith("s") and not w.endswith("ss") for w in t.words[nxt.t0:nxt.t1]):
+                last = nxt
+            nxt = next(spans, None)
+        if w in ("they", "them", "they're", "they’re", "they've", "they’ve") and last is not None and x - last.t1 <= 30 \
+                and (not out or out[-1].t1 <= x):
+            last = _Item(t.toks[x][0], t.toks[x][1], "part", last.name, None, x, x + 1)
+            out.append(last)
+    return out + ([nxt] if nxt is not None else []) + list(spans)
 
 
 def _ranges(t: _Text, bands: list) -> list:
@@ -171,6 +198,7 @@ def _mentions(t: _Text) -> tuple[list, list]:
             return None
         m = _Item(first.c0, last.c1, "mention", t0=first.t0, t1=last.t1)
         m.codes = () if codes == V.UNMAPPED else tuple(codes)
+        m.still = isinstance(codes, V.Denied)          # "the mouth is still", "unraised"
         m.anchor, m.clausal, m.partner = anchor, clausal, partner
         (unmapped if codes == V.UNMAPPED else ments).append(m)
         return m
@@ -179,6 +207,11 @@ def _mentions(t: _Text) -> tuple[list, list]:
     for i, s in enumerate(lex):
         if s.kind == "muscle" and _at_rest(t, s):
             rest_end = s.t1
+            continue
+        if s.kind == "muscle" and _denied_after(t, s):      # "orbicularis oris not tightened"
+            m = add(s, s, s.val, s.t0)
+            if m is not None:
+                m.negated = True
             continue
         n0 = len(ments)
         if s.kind == "code":
@@ -221,14 +254,17 @@ def _mentions(t: _Text) -> tuple[list, list]:
                 m = add(s, last, V.combo(move.name, lex[right].name), s.t0)
                 partner_of[right] = (m, s, "right")
                 used = move.name             # "moving the lip corners up": an upward move
-            elif V.combo(s.name, None) is not None:
-                add(s, s, V.combo(s.name, None), s.t0)
             else:
                 subj = _orphan_subject(t, lex, i)
-                if subj is not None:
+                own = V.combo(s.name, lex[subj].name, explicit=True) if subj is not None else None
+                if own is not None:                # "the chin bunched and dimpled": the chin's
+                    add(s, s, own, s.t0)
+                elif V.combo(s.name, None) is not None:
+                    add(s, s, V.combo(s.name, None), s.t0)
+                elif subj is not None:
                     add(s, s, V.combo(s.name, lex[subj].name), s.t0)
             for m in ments[n0:]:
-                m.only_denied, m.still = used in V.DENY_ONLY_MOVES, used in V.STILL_MOVES
+                m.only_denied = used in V.DENY_ONLY_MOVES
     _coordinated_parts(t, lex, partner_of, add)
     return sorted(ments, key=lambda m: m.t0), unmapped
 
@@ -254,6 +290,18 @@ def _at_rest(t: _Text, s: _Item) -> bool:
     return w in V.REST_AFTER or (w == "not" or w in T.NOT_FORMS) and nxt in V.REST_STATE
 
 
+def _denied_after(t: _Text, s: _Item) -> bool:
+    """A muscle followed by "not" and a participle other than a rest state: "DAO not
+    contracted", "orbicularis oris is not tightened"."""
+    x = s.t1
+    while x < min(s.t1 + 3, len(t.words)) and t.words[x] in T.LINK_VERBS:
+        x += 1
+    if x + 1 >= len(t.words) or not t.same(x, s.t0) or t.words[x] not in ("not", *T.NOT_FORMS):
+        return False
+    w = t.words[x + 1]
+    return w.endswith(("ed", "en")) and w not in V.REST_STATE
+
+
 def _trailing(t: _Text, lex: list, j: int, verb: str):
     """"pulls the lip corners down": a direction word after the part sets the movement
     ("squeezes her eyes shut": the verb and the direction together)."""
@@ -271,6 +319,10 @@ def _trailing(t: _Text, lex: list, j: int, verb: str):
     return _Item(0, 0, "move", name), _Item(t.toks[x][0], t.toks[x][1], "dir", t0=x, t1=x + 1)
 
 
+_AFTER_ORPHAN = frozenset("and or but in at to with nor over against toward towards into onto across "
+                          "behind from while".split())
+
+
 def _orphan_subject(t: _Text, lex: list, i: int):
     """The part of a movement without its own: "the brows are raised and drawn together",
     "relaxed, not lowered", "...; instead they are pulled down"."""
@@ -282,12 +334,13 @@ def _orphan_subject(t: _Text, lex: list, i: int):
                      if lex[j].kind == "part" and s.t0 - lex[j].t1 <= 25), None)
     if i == 0 or not t.same(lex[i - 1].t0, s.t0):
         return None
-    between = set(t.words[lex[i - 1].t1:s.t0])
-    if not between & T.ORPHAN_COORD or between & T.DETERMINERS \
-            or not t.filler(lex[i - 1].t1, s.t0, T.ORPHAN_OK, 7):
+    between = {w for x, w in enumerate(t.words[lex[i - 1].t1:s.t0], lex[i - 1].t1)
+               if x not in t.band_tok} - {"any"}  # "a touch tightened": "a" is the band's
+    if not between & T.ORPHAN_COORD or between & T.DETERMINERS and "with" not in between \
+            or not t.filler(lex[i - 1].t1, s.t0, T.ORPHAN_OK | T.DETERMINERS, 7):
         return None
     nxt = t.words[s.t1] if s.t1 < len(t.words) else "."
-    if nxt[0].isalpha() and nxt not in {"and", "or", "but", "in", "at", "to", "with", "nor"} \
+    if nxt[0].isalpha() and nxt not in _AFTER_ORPHAN \
             and s.t1 not in t.band_tok and not nxt.endswith("ly"):
         return None                          # "the lower face": it modifies a noun of its own
     for j in range(i - 1, -1, -1):
@@ -309,12 +362,13 @@ def _coordinated_parts(t: _Text, lex: list, partner_of: dict, add) -> None:
             a, b = lex[min(i, j)], lex[max(i, j)]
             gap = set(t.words[a.t1:b.t0])
             if partner_of[j][0] is None or not t.same(a.t0, b.t0) or b.t0 - a.t1 > 4 \
-                    or not gap or not gap <= T.LIST_SEP or not gap & (T.COORDINATORS | {"nor"}):
-                continue
+                    or not gap or not gap <= T.LIST_SEP or not gap & (T.COORDINATORS | {"nor"}) \
+                    or "," in gap and gap & {"and", "or"} and gap & T.DETERMINERS:
+                continue                     # "..., and his chin pushed up": a new clause
             pm, move, _ = partner_of[j]
             m = add(lex[i], lex[i], V.combo(move.name, lex[i].name), move.t0, partner=pm)
             if m is not None:
-                m.only_denied, m.still = pm.only_denied, pm.still
+                m.only_denied = pm.only_denied
             partner_of[i] = (m, move, side)
 
 
@@ -326,7 +380,8 @@ def _negate(t: _Text, ments: list) -> None:
                 w in T.POSTFIX_GAP or _NUMBER.fullmatch(w) for w in t.words[ments[k].t1:pos]):
             return False
         ments[k].negated = True
-        while k > 0 and set(t.words[ments[k - 1].t1:ments[k].t0]) <= T.LIST_SEP:
+        while k > 0 and set(t.words[ments[k - 1].t1:ments[k].t0]) <= T.LIST_SEP \
+                and not ments[k - 1].grades:      # "1B+2B+26A, 12 not present": 12 only
             k -= 1
             ments[k].negated = True
         return True
@@ -369,6 +424,9 @@ def _negate(t: _Text, ments: list) -> None:
         m.negated |= m.partner is not None and m.partner.negated
 
 
+_CLOSERS = frozenset(", ; . : ) !".split())
+
+
 def _assign_bands(t: _Text, ments: list, bands: IntensityBands) -> None:
     """Give each mention the band the text gives it (see the module docstring)."""
     owned = {x for m in ments for x in range(m.t0, m.t1)}
@@ -378,6 +436,14 @@ def _assign_bands(t: _Text, ments: list, bands: IntensityBands) -> None:
             if m.t0 <= b.t0 and b.t1 <= m.t1:
                 m.cands.append((b.t0, b.name))
                 claimed.add(id(b))
+    for b in t.bands:          # closing its phrase: "medial frontalis marked, lateral ... trace"
+        m = next((m for m in reversed(ments) if m.t1 <= b.t0), None)
+        if id(b) in claimed or m is None or b.t1 < len(t.words) and t.words[b.t1] not in _CLOSERS \
+                or not t.filler(m.t1, b.t0, T.ADVERBS | {"is", "are", "was", "were"}, 2) \
+                or not t.same(m.t0, b.t0):
+            continue
+        m.cands.append((b.t0, b.name))
+        claimed.add(id(b))
     pre_ok = T.PRE_FILLER | T.DETERMINERS
     for m in ments:                                  # in front: "a slight lift of the cheeks"
         end = m.t0

@@ -25,7 +25,9 @@ DET = r"(?:(?:the|her|his|their|its|both|each|either)\s+)?"
 BROW = r"(?:eye[- ]?)?brows?"
 SEG = W("ends?", "corners?", "parts?", "portions?", "edges?", "sections?", "heads?", "halves",
         "half", "tips?", "points?", "segments?", "regions?", "areas?", "sides?", "margins?",
-        "fibres", "fibers", "tails?")
+        "fibres", "fibers", "tails?", "thirds?")
+_BARE_SEG = W("ends?", "tips?", "parts?", "portions?", "halves", "half", "heads?", "thirds?",
+              "sections?", r"corners?(?!\s+of)")
 EYE_SEG = W("corners?", "edges?", "sides?", "outer corners?", "outer edges?")
 
 
@@ -35,9 +37,10 @@ def _brow_part(side: str) -> str:
 
 
 PARTS: dict[str, str] = {
-    "inner_brows": alt(_brow_part(W("inner", "medial")),
+    "inner_brows": alt(_brow_part(W("inner", "medial")), rf"{W('inner', 'medial')}\s+{_BARE_SEG}",
                        rf"(?:middle|cent(?:er|re))\s+of\s+{DET}{BROW}"),
     "outer_brows": alt(_brow_part(W("outer", "lateral")), rf"{BROW}\s+tails?",
+                       rf"{W('outer', 'lateral')}\s+{_BARE_SEG}",
                        rf"tails?\s+of\s+{DET}{BROW}"),
     "brows": alt(rf"(?:inner\s+and\s+outer|outer\s+and\s+inner)\s+{BROW}", BROW,
                  r"brow\s*line", r"brow\s+ridges?"),
@@ -49,18 +52,19 @@ PARTS: dict[str, str] = {
     "eyes": alt(r"eyes?|eyeballs?|palpebral\s+fissures?|eye\s+(?:apertures?|openings?)",
                 r"(?:peri)?ocular|orbital\s+(?:region|area)"),
     "cheeks": alt(r"cheeks?", r"cheekbones?", rf"(?:apples?|tops?)\s+of\s+{DET}cheeks?"),
-    "nose": alt(r"nose", r"nasal(?:\s+bridge)?", rf"(?:bridge|sides?|root)\s+of\s+{DET}nose"),
+    "nose": alt(r"nose", r"nasal(?:\s+(?:bridge|dorsum))?", r"dorsum(?:\s+of\s+the\s+nose)?",
+                rf"(?:bridge|sides?|root)\s+of\s+{DET}nose"),
     "nostrils": r"nostrils?|nares|(?:nasal\s+)?alae|nasal\s+wings?",
-    "upper_lip": r"(?:upper|top)\s+lip",
-    "lower_lip": r"(?:lower|bottom)\s+lip",
+    "upper_lip": r"(?:upper|top)[\s-]lip",
+    "lower_lip": r"(?:lower|bottom)[\s-]lip",
     "lip_corners": alt(r"(?:lip|mouth)[- ]?corners?", rf"corners?\s+of\s+{DET}(?:mouth|lips)",
                        r"(?:oral\s+)?commissures?", rf"angles?\s+of\s+{DET}mouth",
                        r"(?:lip|mouth)\s+angles?"),
     "corners": r"corners?",
-    "lips": r"lips?",
+    "lips": r"lips?|vermilions?(?:\s+borders?)?",
     "mouth": r"mouth|(?:peri)?oral(?!\s+commissures?)",
     "jaw": r"(?:lower\s+)?jaw(?:\s*line)?|mandible",
-    "chin": r"chin(?:\s+boss)?",
+    "chin": r"chin(?:\s+boss)?|mentum|mental\s+(?:region|crease)",
     "upper_face": alt(r"upper[- ](?:half\s+of\s+(?:the\s+)?)?face", r"upper[- ]facial(?:\s+region)?",
                       rf"top\s+half\s+of\s+{DET}face", r"brow\s+and\s+eye\s+(?:region|area)s?"),
     "lower_face": alt(r"lower[- ](?:half\s+of\s+(?:the\s+)?)?face", r"lower[- ]facial(?:\s+region)?",
@@ -73,33 +77,48 @@ PARTS: dict[str, str] = {
 NON_AU_PARTS = frozenset({"head", "gaze", "nostrils", "teeth", "tongue"})
 
 # --- movements --------------------------------------------------------------------------------
-ADVERB = r"(?:\s+\w+ly)?"
-RAISE = alt(V("raise", "lift", "elevate", "hike"), r"upraised", r"elevation", r"rise[sn]?",
+# between a verb and its direction: "pulled slightly up", "dragged way, way down", "a little wide"
+ADVERB = (r"(?:\s+(?:\w+ly|way|far|well|right|straight|hard|high|all\s+the\s+way|"
+          r"a\s+(?:bit|little|touch|hair|tad|fraction|smidge|shade|trifle))\b,?){0,3}")
+RAISE = alt(V("raise", "lift", "elevate", "hike", "hoist", "climb"), r"upraised", r"elevation", r"rise[sn]?",
             r"rising", r"rose")
-UP = W("up", "upward", "upwards")
+UP = W("up", "upward", "upwards", "high", "higher", "skyward", "skywards")
 DOWN = W("down", "downward", "downwards")
 DIR_VERBS = V("pull", "draw", "push", "turn", "curl", "tug!", "move", "go", "perk", "angle",
               "curve", "quirk", "hitch", "tick", "flick", "slant", "point", "shift", "sweep",
               "bend", "tilt", "hook", "fly", "shoot", "jump!", "climb", "leap", "spring", "creep",
               "inch", "edge", "yank", "jerk", "hoist", "crook", "ride", "pop!", "float", "drift",
-              "arc", "sink", "slide", "tip!", "kick", "crawl")
+              "arc", "sink", "slide", "tip!", "kick", "crawl", "drag!", "haul", "wrench", "shove",
+              "nudge", "dip!", "come", "fling", "hike", "strain", "crash", "slam!", "snap!", "plunge",
+              "dive")
 _SIDEWAYS = "back backward backwards sideways laterally outward outwards horizontally"
+_SIDE_WORDS = W(*_SIDEWAYS.split(), r"wide(?!\s+open)", "widely")
 _IN = r"in(?!\s+(?:a|an|the)\b)"    # "drawn in", not "pressed in a line"
 DIR = alt(DIR_VERBS, r"drawn", r"went", r"gone", r"goes", r"bent", r"swept", r"flew", r"flown",
-          r"flies", r"shot", r"leapt", r"sprang", r"sprung", r"rode", r"sank", r"sunk", r"slid")
+          r"flies", r"shot", r"leapt", r"sprang", r"sprung", r"rode", r"sank", r"sunk", r"slid",
+          r"came", r"flung")
 _DIR_NOUN = V("pull", "push", "turn", "curl", "tilt", "curve", "lift", "draw", "stretch", "spread",
-              "movement")                      # "an upward pull", "a sideways stretch"
+              "movement", "tug!", "drag!", "shift", "slant", "hitch", "tension", "traction")                      # "an upward pull", "a sideways stretch"
+_BARE_END = (r"(?:\s+(?:a\s+(?:little|bit|touch|hair|tad|smidge|fraction)|slightly|\w+ly))?"
+             r"(?=\s*(?:[.,;:!)\n]|$|\b(?:and|but|with|while)\b))")
+_RAISE_ARCH = alt(RAISE, r"arched|arching|arches", rf"{DIR}\s+{UP}")
 MOVES: dict[str, str] = {
-    "raise_inner": alt(rf"{RAISE}{ADVERB}\s+(?:in|at|toward|towards)\s+the\s+"
-                       rf"{W('middle', 'center', 'centre')}", rf"{RAISE}\s+medially"),
-    "raise_outer": alt(rf"{RAISE}{ADVERB}\s+at\s+the\s+outer\s+{SEG}", rf"{RAISE}\s+laterally"),
+    "raise_inner": alt(rf"{_RAISE_ARCH}{ADVERB}\s+(?:in|at|toward|towards)\s+the\s+"
+                       rf"{W('middle', 'center', 'centre')}", rf"{RAISE}\s+medially",
+                       rf"{_RAISE_ARCH}{ADVERB}\s+at\s+the\s+inner\s+{SEG}",
+                       rf"{W('medial', 'inner', 'central')}\s+{RAISE}"),
+    "raise_outer": alt(rf"{_RAISE_ARCH}{ADVERB}\s+at\s+the\s+outer\s+{SEG}", rf"{RAISE}\s+laterally",
+                       rf"{W('lateral', 'outer')}\s+{RAISE}"),
     "up": alt(rf"{DIR}{ADVERB}\s+{UP}", r"up[- ]?turned", r"turned[- ]up", r"upturn(?:s|ing)?",
               rf"{UP}\s+{_DIR_NOUN}", r"upwards?"),
     "down": alt(rf"{DIR}{ADVERB}\s+{DOWN}", r"down[- ]?turned", r"turned[- ]down",
                 r"downturn(?:s|ing)?", rf"{DOWN}\s+{_DIR_NOUN}", r"downwards?"),
+    # a bare direction after its part, in notes: "Brows up.", "cheeks slightly up", "corners down"
+    "up_bare": rf"{W('up', 'high', 'higher')}{_BARE_END}",
+    "down_bare": rf"down{_BARE_END}",
     "raise": RAISE,
-    "retract": V("retract"),
-    "lower": alt(V("lower", "depress"), r"depressors?", r"depression"),
+    "retract": alt(V("retract"), r"retractions?"),
+    "lower": alt(V("lower", "depress", "dip!"), r"depressors?", r"depression"),
     "drop": alt(V("drop!", "slacken", "hang"), r"slack", r"hung", r"fall(?:s|en|ing)?",
                 r"fell", r"loosen(?:s|ed|ing)?", r"unhinged"),
     "together": alt(rf"{alt(DIR, V('knit!', 'pinch', 'bring', 'come', 'squeeze', 'gather'))}"
@@ -108,7 +127,9 @@ MOVES: dict[str, str] = {
     "furrow": alt(V("furrow", "knit!", "knot!", "pinch", "crease", "contract", "scrunch", "beetle",
                     "crumple"), r"contractions?"),
     "frown": V("frown", "scowl", "glower", "lour", "glare"),
-    "arch": alt(r"arched|arching|arches", V("cock", "quirk", "hitch")),
+    "arch": alt(r"arch|arched|arching|arches", V("cock", "quirk")),
+    "bulge_eyes": alt(r"bug(?:s|ged|ging)?(?:\s+out)?", r"goggl(?:e|es|ed|ing)", r"huge", r"enormous",
+                      r"saucers?"),
     "round": alt(rf"{alt(V('go', 'grow', 'get', 'become'), 'went', 'gone', 'grew', 'grown', 'got')}"
                  r"\s+(?:\w+\s+)?(?:round|big|huge|wide|large|enormous)", r"rounded",
                  r"saucer[- ]like|like\s+saucers|as\s+big\s+as\s+saucers", r"pop(?:s|ped|ping)?\s+(?:open|out|wide)"),
@@ -116,20 +137,21 @@ MOVES: dict[str, str] = {
                    r"slanted|slanting"),
     "wide_open": alt(r"wide[- ]open(?:ed)?", rf"{V('open')}\s+wide", r"gap(?:e|es|ed|ing)",
                      r"agape"),
-    "widen": alt(V("widen"), r"wide"),
+    "widen": alt(V("widen"), r"wide", r"wider"),
     "stare": r"star(?:e|es|ed|ing)",
     "slightly_open": alt(rf"{WS('slightly a_little a_bit barely just partly partially half')}"
                          r"[- ]?(?:open(?:ed|s|ing)?|ajar)", r"ajar",
                          rf"{WS('somewhat faintly marginally minimally a_touch')}\s+open(?:ed)?"),
     "open": alt(V("open"), rf"{alt(V('drop!', 'fall', 'hang', 'swing'), 'fell', 'hung')}"
-                           rf"{ADVERB}\s+(?:open|loose|slack)"),
+                           rf"{ADVERB}\s+(?:wide\s+)?(?:open|loose|slack)"),
     "half_close": r"half[- ]?(?:closed|shut|lidded)|hooded|heavy[- ]lidded",
     "squeeze_shut": alt(rf"{V('squeeze', 'screw', 'scrunch', 'crush')}{ADVERB}\s+(?:shut|closed)",
                         rf"{V('squeeze')}\s+tight(?:ly)?\s+(?:shut|closed)"),
     "screw_up": alt(rf"{V('screw', 'scrunch')}\s+up"),
+    "screw": V("screw"),
     "close": alt(rf"(?:tightly\s+)?{V('close')}", r"closure", r"(?:tightly\s+)?shut(?:s|ting)?",
                  r"shut\s+tight(?:ly)?"),
-    "blink": alt(V("blink"), r"mid-blink"),
+    "blink": alt(V("blink"), r"mid-blink", r"half-?blink(?:s|ing)?"),
     "narrow": V("narrow"),
     "squint": V("squint"),
     "tighten": alt(V("tighten", "tense"), r"tight", r"tension", r"tenseness",
@@ -142,9 +164,21 @@ MOVES: dict[str, str] = {
                   r"engagement", r"involvement", r"changes?"),   # named only to be denied
     "still": alt(r"still(?=\s*(?:[.,;:!?)\n]|$|\b(?:and|but|while|with|throughout|otherwise|as|"
                  r"except|apart)\b))", r"motionless", r"immobile", r"unmoving", r"unmoved",
-                 r"static", r"stationary"),
+                 r"static", r"stationary", r"silent", r"untouched",
+                 r"quiet(?=\s*(?:[.,;:!?)\n]|$|\b(?:and|but|while|with|throughout)\b))",
+                 r"(?:stay|stays|stayed|staying|remain|remains|remained|remaining)\s+put"),
+    # "unraised brows", "the nose remains unwrinkled": the movement denied by its own word
+    "un_raise": r"un(?:raised|lifted|elevated)", "un_wrinkle": r"un(?:wrinkled|creased|crinkled)",
+    "un_furrow": r"un(?:furrowed|knitted|knit|lowered)", "un_part": r"unparted",
+    "un_tighten": r"un(?:tightened|tensed|narrowed)", "un_curl": r"uncurled",
+    "un_stretch": r"unstretched", "un_dimple": r"undimpled",
+    # "the lips stay closed", "the jaw stays shut": lips part / jaw drop denied
+    "shut": alt(rf"(?:{V('stay', 'remain', 'keep', 'hold')}|kept|held)\s+(?:firmly\s+|fully\s+)?"
+                r"(?:closed|shut|sealed|together)", r"sealed",
+                r"together(?=\s*(?:[.,;:!?)\n]|$|\b(?:and|but|while|with)\b))"),
     "draw": alt(V("push", "draw", "bring", "move"), r"drawn|brought"),
-    "side": alt(rf"{alt(DIR, V('stretch', 'spread'))}{ADVERB}\s+{WS(_SIDEWAYS + ' wide widely')}",
+    "side": alt(rf"{alt(DIR, V('stretch', 'spread'))}(?:\s+out)?{ADVERB}\s+"
+                rf"{_SIDE_WORDS}",
                 rf"{alt(DIR, V('stretch'))}\s+to\s+(?:the|both|either)\s+sides?",
                 rf"{WS('sideways lateral horizontal outward backward')}\s+{_DIR_NOUN}"),
     "inward": alt(rf"{alt(DIR, V('tuck', 'suck', 'roll', 'press'))}{ADVERB}\s+"
@@ -154,12 +188,13 @@ MOVES: dict[str, str] = {
     "dimple": alt(V("dimple"), r"dimplers?"),
     "stretch": V("stretch"),
     "press": alt(r"pressors?", r"compressions?",
-                 rf"{V('press', 'compress', 'clamp', 'seal')}(?:{ADVERB}\s+"
+                 rf"{V('press', 'compress', 'clamp')}(?:{ADVERB}\s+"
                  rf"(?:{WS('together shut closed tight tightly firmly')}"
                  r"|in(?:to)?\s+an?\s+(?:\w+\s+)?line))?"),
     "thin": r"thinned|thinning|thins",
-    "part": alt(r"parts|parted|parting|part(?!\s+of)", rf"{DIR}\s+apart", r"apart(?!\s+from)",
-                V("separate"), r"separation", r"unsealed"),
+    "part": alt(r"parts|parted|parting|part(?!\s+of)", rf"{DIR}{ADVERB}\s+apart",
+                r"(?:wide|far|well|way)\s+apart", r"apart(?!\s+from)", V("separate"),
+                r"separation", r"unsealed", r"(?:gap|space|opening|daylight)\s+between"),
     "pout": V("pout"),
     "bunch": V("bunch"),
     "bulge": V("bulge"),
@@ -183,14 +218,13 @@ DIRECTIONS = {w: move for move, words in (
     ("inward", "in inward inwards"), ("open", "open"), ("widen", "wide"), ("tighten", "tight"),
     ("close", "shut closed")) for w in words.split()}
 VERB_DIRECTIONS = {("squeeze", "close"): "squeeze_shut", ("squeeze_shut", "close"): "squeeze_shut",
-                   ("screw_up", "close"): "squeeze_shut"}
+                   ("screw_up", "close"): "squeeze_shut", ("screw", "close"): "squeeze_shut",
+                   ("screw", "up"): "screw_up", ("furrow", "up"): "screw_up"}
 NON_AU_MOVES = frozenset({"pucker", "puff", "flare", "clench", "bare", "bite", "twitch",
                           "half_close"})
 # moves that assert their AU only when denied: "no jaw movement" denies AU26 (the jaw's only
 # AU among the 18), "the jaw moves" asserts nothing (it may thrust or slide, AU29/AU30)
 DENY_ONLY_MOVES = frozenset({"motion"})
-# moves that deny the AUs of their region when asserted: "the mouth is still" (guideline 3b)
-STILL_MOVES = frozenset({"still"})
 
 # move: part=AUs ...  ("-": a movement outside the 18 AUs; "0": asserts nothing; "*": any other
 # part; "_": the move with no part beside it). A part missing from a move falls back to the
@@ -204,7 +238,11 @@ up: inner_brows=01 outer_brows=02 brows=01+02 lids=05 lower_lids=07 cheeks=06 li
     lip_corners,mouth=12 lower_lip,chin=17
 oblique: brows=01
 retract: lids=05 lip_corners,lips=20
-arch: brows=01+02 inner_brows=01 outer_brows=02 lips,lip_corners,mouth=12
+arch: brows=01+02 inner_brows=01 outer_brows=02 lip_corners,mouth=12
+bulge_eyes: eyes=05
+up_bare: inner_brows=01 outer_brows=02 brows=01+02 upper_lids=05 cheeks=06 upper_lip=10
+    lip_corners=12 lower_lip,chin=17
+down_bare: brows=04 lip_corners=15
 round: eyes,lids=05
 lower: brows=04 lip_corners=15 jaw=26 lower_lip,lids=-
 down: brows=04 lip_corners,mouth,lips=15 jaw=26 lower_lip,eyes=-
@@ -220,7 +258,8 @@ slightly_open: mouth,lips,jaw=25 eyes,lids=-
 half_close: eyes,lids,_=-
 squeeze_shut: eyes,lids=07+45
 screw_up: eyes,lids=07 nose=09 *=-
-close: eyes,lids=45 mouth,lips=0
+screw: nose=09
+close: eyes,lids=45 lips=!25 mouth=!25+26 jaw=!26
 blink: *,_=45
 narrow: eyes,lids=07 lips,mouth=23
 squint: *,_=07
@@ -233,10 +272,20 @@ motion: brows,forehead=01+02+04 inner_brows=01 outer_brows=02 eyes,lids,upper_li
     lower_lids=07 cheeks=06 nose=09 lips=10+12+14+15+20+23+25+28 upper_lip=10 lower_lip=0
     mouth=10+12+14+15+20+23+25+26+28 lip_corners=12+14+15 chin=17 jaw=26
     upper_face=01+02+04+05+06+07+45 lower_face=09+10+12+14+15+17+20+23+25+26+28
-still: brows,forehead=01+02+04 inner_brows=01 outer_brows=02 eyes,lids,upper_lids=05+07+45
-    lower_lids=07 cheeks=06 nose=09 lips=10+12+14+15+20+23+25+28 upper_lip=10 lower_lip=0
-    mouth=10+12+14+15+20+23+25+26+28 lip_corners=12+14+15 chin=17 jaw=26
-    upper_face=01+02+04+05+06+07+45 lower_face=09+10+12+14+15+17+20+23+25+26+28
+still: brows,forehead=!01+02+04 inner_brows=!01 outer_brows=!02 eyes,lids,upper_lids=!05+07+45
+    lower_lids=!07 cheeks=!06 nose=!09 lips=!10+12+14+15+20+23+25+28 upper_lip=!10 lower_lip=0
+    mouth=!10+12+14+15+20+23+25+26+28 lip_corners=!12+14+15 chin=!17 jaw=!26
+    upper_face=!01+02+04+05+06+07+45 lower_face=!09+10+12+14+15+17+20+23+25+26+28
+un_raise: inner_brows=!01 outer_brows=!02 brows,forehead=!01+02 upper_lids=!05 cheeks=!06
+    upper_lip=!10 lip_corners=!12 chin=!17
+un_wrinkle: nose=!09 forehead=!01+02 chin=!17
+un_furrow: brows,forehead=!04 chin=!17
+un_part: lips,mouth=!25
+un_tighten: eyes,lids=!07 lips,mouth=!23
+un_curl: upper_lip,lips=!10
+un_stretch: lips,mouth,lip_corners=!20
+un_dimple: *,_=!14
+shut: lips=!25 mouth=!25+26 jaw=!26 eyes,lids=45
 draw:
 side: lip_corners,lips,mouth=20
 inward: lip_corners=14 lips=28 cheeks=-
@@ -254,7 +303,7 @@ droop: lip_corners,mouth=15 jaw=26 *,_=-
 pucker: chin=17 *,_=-
 puff: *,_=-
 flare: eyes=05 *,_=-
-clench: *,_=-
+clench: eyes,lids=07 *,_=-
 bare: teeth=-
 bite: *=-
 head_turn: head,gaze,eyes=-
@@ -265,21 +314,37 @@ PART_FALLBACK = {"corners": "lip_corners", "inner_brows": "brows", "outer_brows"
                  "upper_lip": "lips", "lower_lip": "lips"}
 
 
+class Denied(tuple):
+    """AUs a movement word denies by asserting it: "the mouth is still", "unraised brows",
+    "the lips stay closed" ("!" in the table)."""
+
+
+def _codes(codes: str):
+    if codes == "-":
+        return UNMAPPED
+    if codes == "0":
+        return NEUTRAL
+    found = tuple(f"AU{c}" for c in codes.lstrip("!").split("+"))
+    return Denied(found) if codes.startswith("!") else found
+
+
 COMBOS: dict[str, dict] = {
-    move: {("" if p == "_" else p): (UNMAPPED if codes == "-" else NEUTRAL if codes == "0" else
-                                     tuple(f"AU{c}" for c in codes.split("+")))
-           for parts, codes in re.findall(r"([\w*,]+)=([\d+-]+)", rest) for p in parts.split(",")}
+    move: {("" if p == "_" else p): _codes(codes)
+           for parts, codes in re.findall(r"([\w*,]+)=(!?[\d+-]+)", rest) for p in parts.split(",")}
     for move, rest in re.findall(r"^(\w+):(.*(?:\n    .*)*)", _COMBOS, re.MULTILINE)}
 
 
-def combo(move: str, part: str | None):
-    """The AUs `move` asserts of `part` (UNMAPPED, NEUTRAL, or None: the pair says nothing)."""
+def combo(move: str, part: str | None, explicit: bool = False):
+    """The AUs `move` asserts of `part` (UNMAPPED, NEUTRAL, or None: the pair says nothing);
+    `explicit`: only a pair the table names (no "*" or non-AU fallback)."""
     table = COMBOS[move]
     if part is None:
         return table.get("")
     for p in (part, PART_FALLBACK.get(part)):
         if p in table:
             return table[p]
+    if explicit:
+        return None
     if part in NON_AU_PARTS:
         return UNMAPPED
     return table.get("*", UNMAPPED if move in NON_AU_MOVES else None)
@@ -303,16 +368,21 @@ CUES: list[tuple[str, tuple | str]] = [
          r"whites?\s+(?:\w+\s+)?above\s+the\s+iris(?:es)?"), ("AU05",)),
     (r"open-mouthed", ("AU25", "AU26")),
     (r"slack-jawed", ("AU26",)),
-    (alt(r"tight-lipped", r"thin-lipped", rf"(?:set|pressed|drawn)\s+in(?:to)?\s+an?\s+(?:\w+\s+)?line"),
-     ("AU23",)),
-    (rf"(?:gap|space|opening)\s+between\s+{DET}lips", ("AU25",)),
+    (alt(r"tight-lipped", r"thin-lipped",
+         r"(?:set|pressed|drawn)\s+in(?:to)?\s+an?\s+(?:[\w-]+,?\s+){0,3}line"), ("AU23",)),
     (alt(rf"(?:vertical\s+)?{_LINES}\s+between\s+{DET}{BROW}", rf"glabellar\s+{_LINES}"),
      ("AU04",)),
+    (alt(rf"(?:central|medial)\s+horizontal\s+(?:forehead\s+)?{_LINES}",
+         rf"horizontal\s+{_LINES}\s+(?:in|across)\s+the\s+(?:middle|centre|center)"), ("AU01",)),
     (alt(rf"horizontal\s+(?:forehead\s+)?{_LINES}", rf"forehead\s+{W('lines?', 'creases?')}"),
      ("AU01", "AU02")),
+    (r"whites?\s+(?:of\s+(?:the|her|his)\s+eyes?\s+)?(?:shows?|showing|visible)\s+(?:above|over|around)",
+     ("AU05",)),
     (rf"wrinkles?\s+{W('along', 'on', 'at', 'across', 'over')}\s+{DET}"
      rf"{W('sides?', 'bridge', 'root')}\s+of\s+{DET}nose", ("AU09",)),
     (r"orange[- ]peel", ("AU17",)),
+    (rf"{V('lift', 'raise', 'tilt', 'tip!', 'jut!', 'stick')}\s+(?:up\s+)?(?:his|her|their|one's)\s+chin",
+     UNMAPPED),                     # "he lifted his chin": the head, not the chin raiser
     (alt(r"(?:eye|gaze)\s+(?:movements?|shifts?|darts?)",
          r"eyes?\s+(?:do(?:es)?\s+not|don['’]t|doesn['’]t|never)\s+(?:move|wander|dart|shift)"),
      UNMAPPED),                     # gaze, not the lids: "no eye movement" denies no AU
@@ -330,15 +400,17 @@ MUSCLES: list[tuple[str, tuple | str]] = [
     (alt(r"corrugators?(?:\s+supercilii)?", r"depressor\s+supercilii", r"procerus"), ("AU04",)),
     (r"levator\s+palpebrae(?:\s+superioris)?", ("AU05",)),
     (alt(r"orbicularis\s+oculi\s+(?:pars\s+)?orbitalis", r"pars\s+orbitalis",
-         rf"orbital{_OF_THE}orbicularis(?:\s+oculi)?"), ("AU06",)),
+         rf"orbital{_OF_THE}orbicularis(?:\s+oculi)?", r"orbital\s+orbicularis(?:\s+oculi)?"),
+     ("AU06",)),
     (alt(r"orbicularis\s+oculi\s+(?:pars\s+)?palpebralis", r"pars\s+palpebralis",
-         rf"palpebral{_OF_THE}orbicularis(?:\s+oculi)?"), ("AU07",)),
+         rf"palpebral{_OF_THE}orbicularis(?:\s+oculi)?",
+         r"(?:palpebral|pretarsal|preseptal)\s+orbicularis(?:\s+oculi)?"), ("AU07",)),
     (ORBICULARIS_OCULI, ("AU06",)),     # the reader makes it AU07 when tied to lid tightening
-    (r"levator\s+labii\s+superioris\s+alaeque\s+nasi", ("AU09",)),
-    (r"levator\s+labii(?:\s+superioris)?", ("AU10",)),
+    (alt(r"levator\s+labii\s+superioris\s+alaeque\s+nasi", r"llsan"), ("AU09",)),
+    (alt(r"levator\s+labii(?:\s+superioris)?", r"lls"), ("AU10",)),
     (alt(r"zygomatic(?:us)?\s+major", r"zygomaticus(?!\s+minor)"), ("AU12",)),
     (r"buccinator", ("AU14",)),
-    (alt(r"depressor\s+anguli\s+oris", r"triangularis"), ("AU15",)),
+    (alt(r"depressor\s+anguli\s+oris", r"triangularis", r"dao"), ("AU15",)),
     (r"mentalis", ("AU17",)),
     (alt(r"risorius", r"platysma(?=(?:\W+\w+){0,6}?\W+stretch)"), ("AU20",)),
     (r"orbicularis\s+oris", ("AU23",)),

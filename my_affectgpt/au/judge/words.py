@@ -12,12 +12,14 @@ def _words(text: str) -> tuple:
 
 
 BAND_TERMS = {   # the judge's own table, from the guideline ("_" joins a multi-word term)
-    "trace": _words("trace traces faint faintly barely barely_perceptible barely_visible "
+    "trace": _words("trace traces faint faintly faintest barely barest barely_perceptible barely_visible "
                     "barely_noticeable hint hints hint_of minimal minimally subtle subtly minute "
                     "just_perceptible just_visible just_noticeable touch_of a_touch tiny "
-                    "flicker_of ghost_of whisper_of"),
+                    "flicker_of ghost_of whisper_of slightest subtlest tiniest a_tiny_bit tiny_bit "
+                    "the_barest_bit a_shade a_hair a_smidge a_smidgen a_fraction"),
     "slight": _words("slight slightly mild mildly light lightly gentle gently weak weakly small "
-                     "a_little a_bit somewhat modest modestly low soft softly"),
+                     "a_little a_bit somewhat modest modestly low soft softly mildest lightest "
+                     "gentlest weakest a_tad"),
     "marked": _words("marked markedly pronounced moderate moderately noticeable noticeably notable "
                      "notably clear "
                      "clearly evident evidently distinct distinctly medium definite definitely "
@@ -26,14 +28,17 @@ BAND_TERMS = {   # the judge's own table, from the guideline ("_" joins a multi-
                      "considerable considerably substantial substantially significant "
                      "significantly heavy heavily deep deeply high highly large hard"),
     "maximum": _words("maximum maximal maximally full fully utmost as_far_as_it_goes "
-                      "at_its_peak at_peak completely as_far_as_possible as_wide_as_possible"),
+                      "at_its_peak at_peak completely as_far_as_possible as_wide_as_possible "
+                      "strongest deepest fullest max"),
 }
 # "very slight" -> trace, "very pronounced" -> severe, "very strong" -> maximum
 VERY_SHIFT = {"trace": "trace", "slight": "trace", "marked": "severe", "severe": "maximum",
               "maximum": "maximum"}
-BAND_REGEXES = [pair for band, words in BAND_TERMS.items() for pair in (
+# "fairly strong", "pretty hard": a hedge on a band word keeps that word's band
+BAND_REGEXES = [(rf"(?:fairly|quite|pretty|rather)\s+{W(*(w for w in words if ' ' not in w))}", band)
+                for band, words in BAND_TERMS.items()] + [pair for band, words in BAND_TERMS.items() for pair in (
     (W(*(w.replace(" ", r"\s+") for w in words)), band),
-    (rf"(?:very|extremely|exceptionally)\s+{W(*(w for w in words if ' ' not in w))}",
+    (rf"(?:very|extremely|exceptionally|really|incredibly|ever\s+so)\s+{W(*(w for w in words if ' ' not in w))}",
      VERY_SHIFT[band]))]
 
 # --- negation and scope -----------------------------------------------------------------------
@@ -41,13 +46,15 @@ NEG_PREFIX = alt(
     r"no", r"not", r"never", r"without", r"nor", r"neither", r"none(?:\s+of)?", r"nothing",
     r"lack(?:s|ed|ing)?(?:\s+(?:of|in))?", r"absence\s+of", r"free\s+(?:of|from)",
     r"devoid\s+of", r"fail(?:s|ed)?\s+to", r"rather\s+than", r"instead\s+of", r"cannot",
+    r"neg(?:ative)?(?=\s*:)",
     r"\w+n['’]t",
     rf"{W('no', 'not', 'without', 'nor', 'never')}\s+(?:a\s+|any\s+|the\s+(?:slightest|least)\s+)?"
     rf"(?:\w+\s+)?{W('signs?', 'traces?', 'hints?', 'evidence', 'indications?', 'suggestions?')}"
     rf"\s+of")
 NEG_INERT = alt(r"no\s+other", r"nothing\s+else", r"none\s+other", r"not\s+only", r"not\s+just",
                 r"not\s+least", r"no\s+(?:more|less)\s+than", r"(?:no|without)\s+doubt",
-                r"whether\s+or\s+not", r"if\s+not", r"not\s+un\w+")
+                r"whether\s+or\s+not", r"if\s+not", r"not\s+un\w+",
+                r"(?:almost|nearly|next\s+to|virtually)\s+nothing", r"nothing\s+much")
 _STATE_NEG = W(*_words("present visible active activated evident apparent observed observable "
                        "seen detected detectable noticeable discernible engaged involved shown "
                        "there perceptible recruited noted at_play in_evidence identifiable "
@@ -87,12 +94,12 @@ LINK_VERBS = _set("is are was were be been being am appear appears appeared seem
                   "exhibits has have had having can could may might will would to does do did "
                   "begin begins start starts")
 ADVERBS = _set("also now still then just only further both somewhat quite rather very more less "
-               "even too again almost nearly partly partially")
+               "even too again almost nearly partly partially ever so pretty really kind sort")
 NOT_FORMS = frozenset(w + "n't" for w in _set("is are was were does do did has have had ca wo "
                                                 "could would"))
 COORDINATORS = _set(", and or nor & / as well")
 STATE_WORDS = _set("relaxed neutral still at rest calm smooth soft loose steady unchanged level "
-                   "straight flat symmetrical symmetric even")
+                   "straight flat symmetrical symmetric even together closed shut sealed")
 SUBJECTS = _set("she he they it there this we i you")
 PRONOUNS = _set("they it both these those")
 _MUSCLE_ACTION = _set("contraction activation activity action engagement involvement recruitment")
@@ -112,13 +119,16 @@ POST_FILLER = _MUSCLE_ACTION | _set(
 NUM_FILLER = POST_FILLER | _set("score scored value rated estimated about approximately around "
                                 "roughly ~ ≈ r measured reading")
 RIGHT_FILLER = DETERMINERS | _set("of in at on around across to along near by about bilateral "
-                                  "symmetrical symmetric visible")
-LEFT_FILLER = LINK_VERBS | ADVERBS | DETERMINERS | NOT_FORMS | DESCRIPTIVE | _set(
-    "not no neither never in into being cannot : - –")
+                                  "symmetrical symmetric visible between")
+# verbs that carry no movement of their own: "the eyes are held shut", "the lips had come apart"
+LIGHT_VERBS = _set("held hold holds kept keep keeps flung thrown caught left come came coming "
+                   "gone become grown set")
+LEFT_FILLER = LINK_VERBS | ADVERBS | DETERMINERS | NOT_FORMS | DESCRIPTIVE | LIGHT_VERBS | _set(
+    "not no neither never in into being cannot : - – of themselves itself")
 LIST_SEP = COORDINATORS | DETERMINERS | _set("nor neither")
-ORPHAN_COORD = _set(", and or nor but not yet then than of")
+ORPHAN_COORD = _set(", and or nor but not yet then than of with along while whilst though although")
 ORPHAN_OK = (COORDINATORS | LINK_VERBS | ADVERBS | STATE_WORDS | NOT_FORMS | ORPHAN_COORD
-             | _set("no rest rather instead"))
+             | _set("no rest rather instead degree extent force maximum remaining staying"))
 POSTFIX_GAP = _set(": ( ) , - – = is are")
 BAND_JOIN = _set("but yet and -")
 
