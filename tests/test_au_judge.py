@@ -328,7 +328,7 @@ def test_band_rules(text, spec):
     # rule 4 (guideline rule 6): a muscle described at rest asserts nothing
     ("The zygomaticus major shows relaxation.", {}, ""), ("A relaxed orbicularis oris.", {}, ""),
     ("Relaxation of the zygomaticus major.", {}, ""), ("The frontalis is inactive.", {}, ""),
-    ("The frontalis remains at rest.", {}, ""), ("The mentalis is not active.", {}, ""),
+    ("The frontalis remains at rest.", {}, ""), ("The mentalis is not active.", {}, "AU17"),
     ("The corrugator (AU04) is relaxed.", {}, ""), ("The frontalis is relaxed.", {}, ""),
     ("The frontalis is relaxed, not raising the brows.", {}, "AU01 AU02"),
     ("The zygomaticus major is strongly contracted.", {"AU12": "severe"}, ""),
@@ -723,3 +723,50 @@ def test_unclear_band_counts_as_no_band_in_scores():
     assert scores["au_f1"] == 1.0 and scores["band_stated_rate"] == 0.0
     same = agreement([{"present": {"AU12": "unclear"}}], [{"present": {"AU12": "marked"}}])
     assert same["present_f1"] == 1.0 and same["band_n"] == 0
+
+
+@pytest.mark.parametrize("text, expected, absent", [
+    # a muscle named as the agent of another AU's movement asserts the movement only
+    ("Orbicularis oris rolls the lips inward.", {"AU28": None}, ()),
+    ("Orbicularis oris is slightly tightened, and the lips roll inward.",
+     {"AU23": "slight", "AU28": None}, ()),
+    # a muscle's own action negated is a denial; an adjective of rest is not
+    ("Risorius does not stretch the mouth.", {}, ("AU20",)),
+    ("Buccinator produces no dimpling.", {}, ("AU14",)),
+    ("The medial frontalis shows no recruitment.", {}, ("AU01",)),
+    ("Mentalis is silent.", {}, ()), ("The corrugator-procerus complex is relaxed.", {}, ()),
+    # a code after a phrase: the phrase is its gloss
+    ("Jaw lowered, teeth apart (26B).", {"AU26": "slight"}, ()),
+    ("The mouth is forced open, the jaw pulled far down (mouth stretch).", {}, ()),
+])
+def test_muscles_as_agents_and_glosses(text, expected, absent):
+    r = read_description(text)
+    assert (r.present, r.absent) == (expected, absent), r.to_json()
+
+
+def test_answers_laid_out_as_observed_and_not_observed():
+    text = ("**Observed:**\n- Strong brow lowering\n- Slight lip parting\n\n**Not observed:**\n"
+            "- Cheek raise\n- Lip corner pull (no smile)\n\nThis looks like anger.")
+    r = read_description(text)
+    assert r.present == {"AU04": "severe", "AU25": "slight"}
+    assert set(r.absent) == {"AU06", "AU12"}
+
+
+def test_a_bullet_takes_the_part_of_its_heading():
+    r = read_description("**Brows**\n- A slight lift at the inner ends\n- Mild lowering as well\n"
+                         "**Mouth**\n- Lips barely parted")
+    assert r.present == {"AU01": "slight", "AU04": "slight", "AU25": "trace"}
+
+
+@pytest.mark.parametrize("text, expected", [
+    ("The cheeks are pushed up severely.", {"AU06": "severe"}),
+    ("Chin pushed up a touch.", {"AU17": "trace"}),
+    ("Outer tips of the brows faintly up — nothing else.", {"AU02": "trace"}),
+    ("The medial brow corners are pulled up.", {"AU01": None}),
+    ("A faint lift at both the inner and outer ends of the brows.", {"AU01": "trace", "AU02": "trace"}),
+    ("Horizontal lines mid-forehead.", {"AU01": None}),
+    ("The inner ends are not raised, and a faint frown shows.", {"AU04": "trace"}),
+    ("Head tilted back, chin up.", {}),
+])
+def test_more_everyday_constructions(text, expected):
+    assert present(text) == expected, read_description(text).to_json()

@@ -29,7 +29,7 @@ _CODE = re.compile(
 _BARE_LIST = rf"{_NUM}\b{_NOT_VALUE}(?:{_SEP}{_NUM}\b{_NOT_VALUE})*"
 _CODER_BEFORE = (r"(?:absent|neg(?:ative)?|no|not|none|nil|present|also|plus|codes?|coded|scored|"
                  r"without|except|rather\s+than|instead\s+of)")
-_BEFORE = re.compile(rf"\b{_CODER_BEFORE}\s*[:=-]?\s*({_BARE_LIST})")
+_BEFORE = re.compile(rf"\b{_CODER_BEFORE}\s*[:=-]?\s*(?:as\s+)?({_BARE_LIST})")
 _AFTER = re.compile(rf"(?<![\w.])({_BARE_LIST})(?=\s+(?:(?:both|all|also)\s+)?(?:coded|scored|rated|absent|"
                     rf"not\s+(?:present|scored|coded|seen))\b"
                     rf"|\s*(?:=|:)\s*0(?![.,]?\d))")

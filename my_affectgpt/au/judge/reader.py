@@ -54,14 +54,15 @@ class Reading:
 class _Item:
     """A matched span (c0/c1 characters, t0/t1 tokens) or a mention built from spans."""
     __slots__ = ("c0", "c1", "t0", "t1", "kind", "name", "val", "codes", "anchor", "clausal",
-                 "partner", "negated", "band", "pre", "cands", "oo", "only_denied", "grades", "still")
+                 "partner", "negated", "band", "pre", "cands", "oo", "only_denied", "grades", "still",
+                 "src")
 
     def __init__(self, c0, c1, kind, name="", val=None, t0=0, t1=0):
         self.c0, self.c1, self.kind, self.name, self.val, self.t0, self.t1 = \
             c0, c1, kind, name, val, t0, t1
         self.codes, self.anchor, self.clausal, self.partner = (), t0, False, None
         self.negated, self.band, self.pre, self.cands, self.oo = False, None, False, [], False
-        self.only_denied, self.grades, self.still = False, {}, False
+        self.only_denied, self.grades, self.still, self.src = False, {}, False, ""
 
 
 class _Text:
@@ -72,10 +73,14 @@ class _Text:
         self.toks = [(m.start(), m.end()) for m in _TOKEN.finditer(low)]
         self.words = [low[a:b] for a, b in self.toks]
         self.starts = [a for a, _ in self.toks]
-        self.sent, n = [], 0
+        self.sent, self.line, n, ln = [], [], 0, 0
         for i, (a, _) in enumerate(self.toks):
-            n += i > 0 and (self.words[i - 1] in _SENT_END or "\n" in low[self.toks[i - 1][1]:a])
+            breaks = low[self.toks[i - 1][1]:a].count("\n") if i else 0
+            n += i > 0 and (self.words[i - 1] in _SENT_END or breaks > 0)
+            ln += breaks
             self.sent.append(n)
+            self.line.append(ln)
+        self.denied_blocks = _denied_blocks(self, low)
         codes = [(a, b, _CODE_ROW) for a, b in notation.code_spans(low)]
         self.lex = _pronouns_resolved(self, _glosses_dropped(self, self._spans(V.LEXICON, low, codes)))
         self.scope = self._spans(T.SCOPES, low)
@@ -118,7 +123,9 @@ _GLOSS_END = {".", ";", "!", "?", ",", "+", "and", "with", "while", "but", "plus
 def _glosses_dropped(t: _Text, lex: list) -> list:
     """A code's gloss is the code: "AU24 (lips pressed together)", "26B jaw drop, mouth open"
     assert AU24 (unmapped) and AU26 only, not what the words alone would say (AU23, AU25)."""
-    zones, codes = [], [s for s in lex if s.kind == "code"]
+    zones, keep = [], set()               # a muscle named before its code keeps its rest rule
+    codes = [s for s in lex if s.kind == "code" or s.kind == "cue" and s.val == V.UNMAPPED
+             and s.t0 and t.words[s.t0 - 1] == "("]             # "... (mouth stretch)"
     for k, s in enumerate(codes):
         x, stop = s.t1, codes[k + 1].t0 if k + 1 < len(codes) else len(t.words)
         if x < len(t.words) and t.words[x] == "(":
@@ -129,14 +136,15 @@ def _glosses_dropped(t: _Text, lex: list) -> list:
         while x < min(stop, s.t1 + 7) and t.same(x, s.t0) and t.words[x] not in _GLOSS_END:
             x += 1
         zones.append((s.t1, x))
-        if s.t0 and t.words[s.t0 - 1] == "(" and any(     # "a squint (FACS 44)": its gloss before
-                c not in ALL_CODES for c, _ in notation.items(t.text[s.c0:s.c1])):
+        if s.t0 and t.words[s.t0 - 1] == "(":              # "a squint (FACS 44)": its gloss before
+            keep.add(id(next((m for m in lex if m.t1 == s.t0 - 1 and m.kind == "muscle"), None)))
             x = s.t0 - 1
             while x > 0 and t.same(x - 1, s.t0) and t.words[x - 1] not in _GLOSS_END | {":"} \
                     and s.t0 - x < 8:
                 x -= 1
             zones.append((x, s.t0))
-    return [s for s in lex if s.kind == "code" or not any(a <= s.t0 and s.t1 <= b for a, b in zones)]
+    return [s for s in lex if s in codes or id(s) in keep
+            or not any(a <= s.t0 and s.t1 <= b for a, b in zones)]
 
 
 def _pronouns_resolved(t: _Text, lex: list) -> list:
@@ -157,6 +165,39 @@ def _pronouns_resolved(t: _Text, lex: list) -> list:
             last = _Item(t.toks[x][0], t.toks[x][1], "part", last.name, None, x, x + 1)
             out.append(last)
     return out + ([nxt] if nxt is not None else []) + list(spans)
+
+
+_NOT_OBSERVED = re.compile(
+    r"(?:^|\n)[ \t]*(?:[-*•#>]+[ \t]*)?(?:\*\*|__)?[ \t]*(?:not\s+(?:observed|present|seen|visible|"
+    r"detected|noted|coded|scored|active)|absent|missing|none\s+(?:observed|seen|present))"
+    r"[ \t]*(?:\*\*|__)?[ \t]*:(?:[ \t]*(?:\*\*|__))?")
+_BULLET = {"-", "*", "•", "–"}
+
+
+def _is_bullet(t: "_Text", x: int) -> bool:
+    """Token x opens a bullet line ("- ...", "* ...", not a bold "**Heading**")."""
+    return t.words[x] in _BULLET and not (t.words[x] == "*" and x + 1 < len(t.words)
+                                          and t.words[x + 1] == "*")
+
+
+def _denied_blocks(t: "_Text", low: str) -> list:
+    """Token ranges under a "Not observed:" / "Absent:" heading: the rest of its line and the
+    bullet lines below it (answers laid out as Observed / Not observed lists)."""
+    blocks = []
+    for m in _NOT_OBSERVED.finditer(low):
+        x = bisect.bisect_left(t.starts, m.end())
+        if x >= len(t.words):
+            continue
+        head_line, end = t.line[x - 1] if x else 0, x
+        if t.line[x] == head_line:             # "Absent: 9, 15." - the rest of its sentence
+            while end < len(t.words) and t.same(end, x):
+                end += 1
+        else:                                  # a heading over bullet lines
+            while end < len(t.words) and _is_bullet(t, next(
+                    y for y in range(end, -1, -1) if y == 0 or t.line[y - 1] != t.line[end])):
+                end += 1
+        blocks.append((x, end))
+    return blocks
 
 
 def _ranges(t: _Text, bands: list) -> list:
@@ -211,7 +252,7 @@ def _mentions(t: _Text) -> tuple[list, list]:
         if s.kind == "muscle" and _denied_after(t, s):      # "orbicularis oris not tightened"
             m = add(s, s, s.val, s.t0)
             if m is not None:
-                m.negated = True
+                m.negated, m.src = True, "muscle"
             continue
         n0 = len(ments)
         if s.kind == "code":
@@ -230,7 +271,7 @@ def _mentions(t: _Text) -> tuple[list, list]:
         elif s.kind in ("cue", "muscle"):
             m = add(s, s, s.val, s.t0)
             if m is not None:
-                m.oo = s.name == V.ORBICULARIS_OCULI
+                m.oo, m.src = s.name == V.ORBICULARIS_OCULI, s.kind
         elif s.kind == "move":
             left = right = None
             if i and lex[i - 1].kind == "part" and i - 1 not in partner_of \
@@ -271,13 +312,14 @@ def _mentions(t: _Text) -> tuple[list, list]:
 
 def _at_rest(t: _Text, s: _Item) -> bool:
     """A muscle described at rest (guideline rule 6): "relaxation of the zygomaticus major",
-    "a relaxed orbicularis oris", "the frontalis (AU1+2) is inactive / at rest / not active"."""
+    "a relaxed orbicularis oris", "the frontalis (AU1+2) is inactive / silent / at rest"."""
     x = s.t0 - 1
     while x >= max(0, s.t0 - 3) and t.words[x] in T.DETERMINERS | {"of"}:
         x -= 1
     if x >= 0 and t.words[x] in V.REST_BEFORE and t.same(x, s.t0):
         return True
-    x, skip = s.t1, T.LINK_VERBS | T.ADVERBS | T.DETERMINERS | {"at", "in"}
+    x, skip = s.t1, T.LINK_VERBS | T.ADVERBS | T.DETERMINERS | {
+        "at", "in", "complex", "group", "muscles", "-", "–", "/", "and", "procerus", "supercilii"}
     if x < len(t.words) and t.words[x] == "(":              # a parenthesis: "(AU12)"
         close = next((y for y in range(x, min(x + 8, len(t.words))) if t.words[y] == ")"), None)
         x = close + 1 if close is not None else x
@@ -287,19 +329,55 @@ def _at_rest(t: _Text, s: _Item) -> bool:
     if x >= len(t.words) or not t.same(x, s.t0):
         return False
     w, nxt = t.words[x], t.words[x + 1] if x + 1 < len(t.words) else ""
-    return w in V.REST_AFTER or (w == "not" or w in T.NOT_FORMS) and nxt in V.REST_STATE
+    return w in V.REST_AFTER
 
 
 def _denied_after(t: _Text, s: _Item) -> bool:
-    """A muscle followed by "not" and a participle other than a rest state: "DAO not
-    contracted", "orbicularis oris is not tightened"."""
+    """A muscle whose own action is negated (guideline rule 6): "DAO not contracted", "the
+    mentalis is not active", "risorius does not stretch the mouth", "buccinator produces no
+    dimpling", "the medial frontalis shows no recruitment"."""
     x = s.t1
-    while x < min(s.t1 + 3, len(t.words)) and t.words[x] in T.LINK_VERBS:
+    if x < len(t.words) and t.words[x] == "(":              # "(the levator of the upper lid)"
+        close = next((y for y in range(x, min(x + 12, len(t.words))) if t.words[y] == ")"), None)
+        x = close + 1 if close is not None else x
+    while x < min(s.t1 + 14, len(t.words)) and (t.words[x] in T.LINK_VERBS | T.ADVERBS
+                                                 or t.words[x].endswith("ly")):
         x += 1
-    if x + 1 >= len(t.words) or not t.same(x, s.t0) or t.words[x] not in ("not", *T.NOT_FORMS):
+    if x + 1 >= len(t.words) or not t.same(x, s.t0):
         return False
-    w = t.words[x + 1]
-    return w.endswith(("ed", "en")) and w not in V.REST_STATE
+    w, nxt = t.words[x], t.words[x + 1]
+    if w in ("no", "none") and t.words[x - 1] in _AGENT_VERBS | T.LINK_VERBS or \
+            w in _AGENT_VERBS and nxt in ("no", "none"):     # "shows no recruitment"
+        return True
+    return w in ("not", "never", *T.NOT_FORMS) and (
+        nxt.endswith(("ed", "en")) or nxt in V.REST_STATE or nxt in _AGENT_VERBS
+        or nxt in {"act", "contract", "fire", "pull", "raise", "lift", "lower", "stretch",
+                   "tighten", "widen", "elevate", "depress", "oppose", "engage", "move"})
+
+
+_AGENT_VERBS = frozenset("shows show showed gives give gave produces produce produced causes cause "
+                         "caused exhibits exhibit exhibited displays display has have had".split())
+
+
+def _agents_dropped(t: _Text, ments: list) -> list:
+    """"Orbicularis oris draws the lips in over the teeth": a muscle whose clause goes on to
+    describe a movement of other AUs is that movement's agent, and asserts only the movement
+    (guideline rule 6). Orbicularis oculi keeps its own rule (AU06, or tied to AU07/AU45)."""
+    drop = set()
+    for m in ments:
+        if m.src != "muscle" or m.oo or m.negated:
+            continue
+        x = m.t1
+        if x < len(t.words) and t.words[x] == "(":          # "(the sphincter of the mouth)"
+            x = next((y + 1 for y in range(x, min(x + 12, len(t.words))) if t.words[y] == ")"), x)
+        while x < len(t.words) and (t.words[x] in T.ADVERBS or t.words[x].endswith("ly")
+                                    or x in t.band_tok or t.words[x] == ","):
+            x += 1                     # its verb follows at once: "draws both lips inward"
+        verb = next((n for n in ments if n is not m and n.src != "muscle"
+                     and (n.t0 == x or n.anchor == x)), None)
+        if verb is not None and t.same(x, m.t0) and not set(verb.codes) & set(m.codes):
+            drop.add(id(m))
+    return [m for m in ments if id(m) not in drop]
 
 
 def _trailing(t: _Text, lex: list, j: int, verb: str):
@@ -323,9 +401,33 @@ _AFTER_ORPHAN = frozenset("and or but in at to with nor over against toward towa
                           "behind from while".split())
 
 
+def _heading_part(t: _Text, lex: list, i: int):
+    """The part named by the heading of a bullet list ("**Forehead & brows**" over "- Slight
+    lowering as well"): the last face part of the nearest line above that is not a bullet."""
+    s = lex[i]
+    first = next(x for x in range(s.t0, -1, -1) if x == 0 or t.line[x - 1] != t.line[s.t0])
+    if not _is_bullet(t, first):
+        return None
+    for j in range(i - 1, -1, -1):
+        x = lex[j].t0
+        start = next(y for y in range(x, -1, -1) if y == 0 or t.line[y - 1] != t.line[x])
+        if t.line[x] == t.line[s.t0] or _is_bullet(t, start):
+            continue
+        if t.line[s.t0] - t.line[x] > 8:
+            return None
+        return j if lex[j].kind == "part" and lex[j].name not in V.NON_AU_PARTS else None
+    return None
+
+
 def _orphan_subject(t: _Text, lex: list, i: int):
     """The part of a movement without its own: "the brows are raised and drawn together",
-    "relaxed, not lowered", "...; instead they are pulled down"."""
+    "relaxed, not lowered", "...; instead they are pulled down"; in a bullet list, the part
+    of its heading."""
+    found = _orphan_in_sentence(t, lex, i)
+    return found if found is not None else _heading_part(t, lex, i)
+
+
+def _orphan_in_sentence(t: _Text, lex: list, i: int):
     s, x = lex[i], lex[i].t0 - 1
     while x >= max(0, s.t0 - 4) and t.filler(x, x + 1, T.LEFT_FILLER - T.DETERMINERS, 1):
         x -= 1
@@ -335,7 +437,8 @@ def _orphan_subject(t: _Text, lex: list, i: int):
     if i == 0 or not t.same(lex[i - 1].t0, s.t0):
         return None
     between = {w for x, w in enumerate(t.words[lex[i - 1].t1:s.t0], lex[i - 1].t1)
-               if x not in t.band_tok} - {"any"}  # "a touch tightened": "a" is the band's
+               if x not in t.band_tok and x + 1 not in t.band_tok} - {"any"}
+    # ("a touch tightened", "a faint downward pull": the article belongs to the band)
     if not between & T.ORPHAN_COORD or between & T.DETERMINERS and "with" not in between \
             or not t.filler(lex[i - 1].t1, s.t0, T.ORPHAN_OK | T.DETERMINERS, 7):
         return None
@@ -415,6 +518,7 @@ def _negate(t: _Text, ments: list) -> None:
                                    or w in T.SUBJECTS and k and gap[k - 1] in (",", "and"))
                 core = [w for x, w in enumerate(gap, last) if w not in T.DETERMINERS
                         and x not in t.band_tok and not w.endswith("ly")]
+                new_clause |= any(x in t.band_tok for x in range(last, m.t0)) and "," in gap
                 if new_clause or core and (m.clausal and core[-1] in (",", "and") or core[-1]
                                            == "and" and T.DETERMINERS & set(gap)):
                     break                    # "..., and the lips part", "and a smile"
@@ -422,6 +526,7 @@ def _negate(t: _Text, ments: list) -> None:
             last = max(last, m.t1)
     for m in ments:
         m.negated |= m.partner is not None and m.partner.negated
+        m.negated |= any(a <= m.t0 < b for a, b in t.denied_blocks)
 
 
 _CLOSERS = frozenset(", ; . : ) !".split())
@@ -505,6 +610,7 @@ def read_description(text: str) -> Reading:
     ments = [m for m in ments if not (m.still and m.negated)]       # "not still": nothing said
     for m in ments:
         m.negated |= m.still                                        # "the mouth is still"
+    ments = _agents_dropped(t, ments)
     for m in ments:             # orbicularis oculi tied to the lids tightening or to a blink
         tied = {c for n in ments if n is not m and n.negated == m.negated
                 and t.same(n.t0, m.t0) for c in n.codes if c in ("AU07", "AU45")}

@@ -32,17 +32,21 @@ EYE_SEG = W("corners?", "edges?", "sides?", "outer corners?", "outer edges?")
 
 
 def _brow_part(side: str) -> str:
-    return alt(rf"{side}[- ]{BROW}", rf"{side}\s+{SEG}\s+of\s+{DET}{BROW}",
+    return alt(rf"{side}[- ]{BROW}(?:\s+{SEG})?", rf"{side}\s+{SEG}\s+of\s+{DET}{BROW}",
                rf"{BROW}['’]?s?\s+{side}\s+{SEG}")
+
+
+_BOTH_SIDES = r"(?:both\s+)?(?:the\s+)?(?:inner\s+and\s+(?:the\s+)?outer|outer\s+and\s+(?:the\s+)?inner)"
 
 
 PARTS: dict[str, str] = {
     "inner_brows": alt(_brow_part(W("inner", "medial")), rf"{W('inner', 'medial')}\s+{_BARE_SEG}",
+                       r"(?:medial|central)\s+forehead", r"mid-?forehead",
                        rf"(?:middle|cent(?:er|re))\s+of\s+{DET}{BROW}"),
     "outer_brows": alt(_brow_part(W("outer", "lateral")), rf"{BROW}\s+tails?",
-                       rf"{W('outer', 'lateral')}\s+{_BARE_SEG}",
+                       rf"{W('outer', 'lateral')}\s+{_BARE_SEG}", r"lateral\s+forehead",
                        rf"tails?\s+of\s+{DET}{BROW}"),
-    "brows": alt(rf"(?:inner\s+and\s+outer|outer\s+and\s+inner)\s+{BROW}", BROW,
+    "brows": alt(rf"{_BOTH_SIDES}\s+(?:{SEG}\s+of\s+{DET})?{BROW}", rf"{_BOTH_SIDES}\s+{SEG}", BROW,
                  r"brow\s*line", r"brow\s+ridges?"),
     "forehead": r"foreheads?",
     "upper_lids": r"(?:upper|top)\s+(?:eye[- ]?)?lids?",
@@ -78,7 +82,8 @@ NON_AU_PARTS = frozenset({"head", "gaze", "nostrils", "teeth", "tongue"})
 
 # --- movements --------------------------------------------------------------------------------
 # between a verb and its direction: "pulled slightly up", "dragged way, way down", "a little wide"
-ADVERB = (r"(?:\s+(?:\w+ly|way|far|well|right|straight|hard|high|all\s+the\s+way|"
+ADVERB = (r"(?:\s+(?:\w+ly|way|far|well|right|straight|hard|high|all\s+the\s+way|very|so|quite|"
+          r"rather|pretty|really|just|only|even|too|some|"
           r"a\s+(?:bit|little|touch|hair|tad|fraction|smidge|shade|trifle))\b,?){0,3}")
 RAISE = alt(V("raise", "lift", "elevate", "hike", "hoist", "climb"), r"upraised", r"elevation", r"rise[sn]?",
             r"rising", r"rose")
@@ -99,19 +104,21 @@ DIR = alt(DIR_VERBS, r"drawn", r"went", r"gone", r"goes", r"bent", r"swept", r"f
           r"came", r"flung")
 _DIR_NOUN = V("pull", "push", "turn", "curl", "tilt", "curve", "lift", "draw", "stretch", "spread",
               "movement", "tug!", "drag!", "shift", "slant", "hitch", "tension", "traction")                      # "an upward pull", "a sideways stretch"
-_BARE_END = (r"(?:\s+(?:a\s+(?:little|bit|touch|hair|tad|smidge|fraction)|slightly|\w+ly))?"
-             r"(?=\s*(?:[.,;:!)\n]|$|\b(?:and|but|with|while)\b))")
+_TRAIL = (r"(?:\s+(?:(?:just|only)\s+)?(?:a\s+(?:little|bit|touch|hair|tad|smidge|fraction|trace)|"
+          r"slightly|some|\w+ly))?")
+_BARE_END = (rf"{_TRAIL}"
+             r"(?=\s*(?:[.,;:!)\n—–-]|$|\b(?:and|but|with|while)\b))")
 _RAISE_ARCH = alt(RAISE, r"arched|arching|arches", rf"{DIR}\s+{UP}")
 MOVES: dict[str, str] = {
     "raise_inner": alt(rf"{_RAISE_ARCH}{ADVERB}\s+(?:in|at|toward|towards)\s+the\s+"
                        rf"{W('middle', 'center', 'centre')}", rf"{RAISE}\s+medially",
                        rf"{_RAISE_ARCH}{ADVERB}\s+at\s+the\s+inner\s+{SEG}",
-                       rf"{W('medial', 'inner', 'central')}\s+{RAISE}"),
+                       rf"{W('medial', 'inner', 'central')}\s+{RAISE}", rf"medially\s+{RAISE}"),
     "raise_outer": alt(rf"{_RAISE_ARCH}{ADVERB}\s+at\s+the\s+outer\s+{SEG}", rf"{RAISE}\s+laterally",
                        rf"{W('lateral', 'outer')}\s+{RAISE}"),
-    "up": alt(rf"{DIR}{ADVERB}\s+{UP}", r"up[- ]?turned", r"turned[- ]up", r"upturn(?:s|ing)?",
+    "up": alt(rf"{DIR}{ADVERB}\s+{UP}{_TRAIL}", r"up[- ]?turned", r"turned[- ]up", r"upturn(?:s|ing)?",
               rf"{UP}\s+{_DIR_NOUN}", r"upwards?"),
-    "down": alt(rf"{DIR}{ADVERB}\s+{DOWN}", r"down[- ]?turned", r"turned[- ]down",
+    "down": alt(rf"{DIR}{ADVERB}\s+{DOWN}{_TRAIL}", r"down[- ]?turned", r"turned[- ]down",
                 r"downturn(?:s|ing)?", rf"{DOWN}\s+{_DIR_NOUN}", r"downwards?"),
     # a bare direction after its part, in notes: "Brows up.", "cheeks slightly up", "corners down"
     "up_bare": rf"{W('up', 'high', 'higher')}{_BARE_END}",
@@ -122,7 +129,7 @@ MOVES: dict[str, str] = {
     "drop": alt(V("drop!", "slacken", "hang"), r"slack", r"hung", r"fall(?:s|en|ing)?",
                 r"fell", r"loosen(?:s|ed|ing)?", r"unhinged"),
     "together": alt(rf"{alt(DIR, V('knit!', 'pinch', 'bring', 'come', 'squeeze', 'gather'))}"
-                    rf"{ADVERB}\s+(?:closer\s+)?together", r"drawn\s+(?:closer\s+)?together",
+                    rf"{ADVERB}[\s-]+(?:closer\s+)?together", r"drawn\s+(?:closer\s+)?together",
                     r"brought\s+together"),
     "furrow": alt(V("furrow", "knit!", "knot!", "pinch", "crease", "contract", "scrunch", "beetle",
                     "crumple"), r"contractions?"),
@@ -264,7 +271,7 @@ blink: *,_=45
 narrow: eyes,lids=07 lips,mouth=23
 squint: *,_=07
 tighten: eyes,lids=07 lips,mouth=23 lip_corners=14 jaw=-
-squeeze: eyes,lids=07
+squeeze: eyes,lids=07 lips,mouth=23
 wrinkle: nose=09 forehead=01+02 chin=17 eyes=06
 curl: upper_lip,lips=10 lower_lip=-
 pull: lip_corners=12
@@ -373,7 +380,11 @@ CUES: list[tuple[str, tuple | str]] = [
     (alt(rf"(?:vertical\s+)?{_LINES}\s+between\s+{DET}{BROW}", rf"glabellar\s+{_LINES}"),
      ("AU04",)),
     (alt(rf"(?:central|medial)\s+horizontal\s+(?:forehead\s+)?{_LINES}",
-         rf"horizontal\s+{_LINES}\s+(?:in|across)\s+the\s+(?:middle|centre|center)"), ("AU01",)),
+         rf"horizontal\s+{_LINES}\s+(?:\w+\s+)?(?:(?:in|across|at)\s+the\s+)?(?:middle|centre|center|"
+         r"mid-?forehead)"), ("AU01",)),
+    (rf"\bknit(?=\s+between|\s*[,.;:)]|$)", ("AU04",)),        # "a faint knit between them"
+    (rf"head\s+(?:\w+\s+){{0,2}}back,?\s+(?:with\s+)?(?:{DET})?chin\s+(?:up|raised|lifted|high)",
+     UNMAPPED),                     # "head tipped back, chin up": the head's posture
     (alt(rf"horizontal\s+(?:forehead\s+)?{_LINES}", rf"forehead\s+{W('lines?', 'creases?')}"),
      ("AU01", "AU02")),
     (r"whites?\s+(?:of\s+(?:the|her|his)\s+eyes?\s+)?(?:shows?|showing|visible)\s+(?:above|over|around)",
@@ -386,6 +397,11 @@ CUES: list[tuple[str, tuple | str]] = [
     (alt(r"(?:eye|gaze)\s+(?:movements?|shifts?|darts?)",
          r"eyes?\s+(?:do(?:es)?\s+not|don['’]t|doesn['’]t|never)\s+(?:move|wander|dart|shift)"),
      UNMAPPED),                     # gaze, not the lids: "no eye movement" denies no AU
+    (alt(r"lip\s+puckers?", r"lip\s+funnell?ers?", r"lip\s+pressors?", r"mouth\s+stretch",
+         r"jaw\s+thrust", r"jaw\s+sideways", r"jaw\s+clench(?:er)?", r"nostril\s+(?:dilator|compressor)",
+         r"cheek\s+(?:puff(?:er)?|blow|suck)", r"lid\s+droop", r"nasolabial\s+(?:fold\s+)?deepener",
+         r"sharp\s+lip\s+puller", r"lower\s+lip\s+depressor", r"tongue\s+show", r"neck\s+tightener",
+         r"lip\s+bite"), UNMAPPED),     # FACS names of AUs outside the 18
     (alt(V("grimace", "wince", "yawn"), r"eye[- ]?rolls?", r"lip[- ]bit(?:e|ing)",
          r"(?:visible|showing|exposed)\s+teeth", r"teeth\s+(?:are\s+)?(?:visible|showing|exposed)",
          r"tongue\s+(?:is\s+)?(?:out|showing|visible)"), UNMAPPED),
@@ -422,8 +438,8 @@ MUSCLES: list[tuple[str, tuple | str]] = [
 # with determiners and "of" between); "the frontalis is inactive / at rest / relaxes / is not
 # active" (REST_AFTER, with link verbs and adverbs between)
 REST_BEFORE = frozenset("relaxed relaxing relaxation resting inactive inactivity quiescent "
-                        "neutral idle dormant disengaged lax".split())
-REST_AFTER = REST_BEFORE | frozenset("relaxes relax rest inert".split())
+                        "neutral idle dormant disengaged lax release released releasing".split())
+REST_AFTER = REST_BEFORE | frozenset("relaxes relax rest inert silent quiet".split())
 REST_STATE = frozenset("active activated engaged contracted contracting contracts contract "
                        "firing recruited involved".split())   # after "not": "is not active"
 

@@ -46,7 +46,7 @@ NEG_PREFIX = alt(
     r"no", r"not", r"never", r"without", r"nor", r"neither", r"none(?:\s+of)?", r"nothing",
     r"lack(?:s|ed|ing)?(?:\s+(?:of|in))?", r"absence\s+of", r"free\s+(?:of|from)",
     r"devoid\s+of", r"fail(?:s|ed)?\s+to", r"rather\s+than", r"instead\s+of", r"cannot",
-    r"neg(?:ative)?(?=\s*:)",
+    r"neg(?:ative)?(?=\s*:)", r"checked\s+(?:\w+\s+)?for", r"looked\s+for",
     r"\w+n['’]t",
     rf"{W('no', 'not', 'without', 'nor', 'never')}\s+(?:a\s+|any\s+|the\s+(?:slightest|least)\s+)?"
     rf"(?:\w+\s+)?{W('signs?', 'traces?', 'hints?', 'evidence', 'indications?', 'suggestions?')}"
@@ -66,7 +66,7 @@ _DEGREE = W(*_words("completely entirely totally wholly fully also clearly likew
 _CODED = W("coded", "scored", "rated", "marked")
 _DENIED = W('absent', 'missing', 'inactive', 'lacking', 'gone', 'nonexistent', 'non-existent',
             'not ' + _STATE_NEG, 'not at all', 'nowhere to be seen', 'nowhere to be found',
-            'not to be seen', 'ruled out')
+            'not to be seen', 'ruled out', 'rejected', 'checked and rejected', 'excluded')
 NEG_POSTFIX = alt(
     rf"(?:{_COPULA}\s+)?(?:{_DEGREE}\s+)?{_DENIED}",
     rf"(?:{_COPULA}\s+)?{_CODED}\s+(?:as\s+)?{W('absent', 'zero', '0', 'none', 'nil', 'not present')}",
@@ -94,7 +94,9 @@ LINK_VERBS = _set("is are was were be been being am appear appears appeared seem
                   "exhibits has have had having can could may might will would to does do did "
                   "begin begins start starts")
 ADVERBS = _set("also now still then just only further both somewhat quite rather very more less "
-               "even too again almost nearly partly partially ever so pretty really kind sort")
+               "even too again almost nearly partly partially ever so pretty really kind sort "
+               "maybe perhaps possibly probably apparently seemingly nevertheless nonetheless "
+               "however though")
 NOT_FORMS = frozenset(w + "n't" for w in _set("is are was were does do did has have had ca wo "
                                                 "could would"))
 COORDINATORS = _set(", and or nor & / as well")
@@ -124,11 +126,12 @@ RIGHT_FILLER = DETERMINERS | _set("of in at on around across to along near by ab
 LIGHT_VERBS = _set("held hold holds kept keep keeps flung thrown caught left come came coming "
                    "gone become grown set")
 LEFT_FILLER = LINK_VERBS | ADVERBS | DETERMINERS | NOT_FORMS | DESCRIPTIVE | LIGHT_VERBS | _set(
-    "not no neither never in into being cannot : - – of themselves itself")
+    "not no neither never in into being cannot : - – of themselves itself * ** ,")
 LIST_SEP = COORDINATORS | DETERMINERS | _set("nor neither")
 ORPHAN_COORD = _set(", and or nor but not yet then than of with along while whilst though although")
 ORPHAN_OK = (COORDINATORS | LINK_VERBS | ADVERBS | STATE_WORDS | NOT_FORMS | ORPHAN_COORD
-             | _set("no rest rather instead degree extent force maximum remaining staying"))
+             | _set("no rest rather instead degree extent force maximum remaining staying region area "
+                    "zone there"))
 POSTFIX_GAP = _set(": ( ) , - – = is are")
 BAND_JOIN = _set("but yet and -")
 
