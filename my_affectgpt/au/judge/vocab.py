@@ -363,7 +363,7 @@ ORBICULARIS_OCULI = r"orbicularis\s+oculi"
 _LINES = W("lines?", "wrinkles?", "creases?", "furrows?", "folds?")
 _OF_THE = r"\s+(?:part|portion)\s+of\s+(?:the\s+)?"
 CUES: list[tuple[str, tuple | str]] = [
-    (alt(rf"smil(?:ing|ey)\s+eyes", rf"eyes\s+(?:that\s+)?smil(?:e|es|ed|ing)",
+    (alt(r"smil(?:ing|ey)\s+eyes", r"eyes\s+(?:that\s+)?smil(?:e|es|ed|ing)",
          r"laugh(?:ter)?\s+lines"), ("AU06",)),
     (rf"smile\s+(?:that\s+)?(?:reach(?:es|ed|ing)?|spread(?:s|ing)?\s+(?:up\s+)?to)\s+{DET}eyes",
      ("AU06", "AU12")),
@@ -382,7 +382,7 @@ CUES: list[tuple[str, tuple | str]] = [
     (alt(rf"(?:central|medial)\s+horizontal\s+(?:forehead\s+)?{_LINES}",
          rf"horizontal\s+{_LINES}\s+(?:\w+\s+)?(?:(?:in|across|at)\s+the\s+)?(?:middle|centre|center|"
          r"mid-?forehead)"), ("AU01",)),
-    (rf"\bknit(?=\s+between|\s*[,.;:)]|$)", ("AU04",)),        # "a faint knit between them"
+    (r"\bknit(?=\s+between|\s*[,.;:)]|$)", ("AU04",)),        # "a faint knit between them"
     (rf"head\s+(?:\w+\s+){{0,2}}back,?\s+(?:with\s+)?(?:{DET})?chin\s+(?:up|raised|lifted|high)",
      UNMAPPED),                     # "head tipped back, chin up": the head's posture
     (alt(rf"horizontal\s+(?:forehead\s+)?{_LINES}", rf"forehead\s+{W('lines?', 'creases?')}"),
