@@ -13,8 +13,8 @@ from pathlib import Path
 
 from my_affectgpt.au.sampling import SAMPLING_METHODS
 from my_affectgpt.common.errors import InputError, cli_entry
-from my_affectgpt.models.au_agent.config import (BACKENDS, CPU_BATCH, GPU_BATCH, AUAgentConfig,
-                                                 load_agent_config)
+from my_affectgpt.models.au_agent.config import (BACKENDS, CPU_BATCH, GPU_BATCH, VERIFY_MODES,
+                                                 AUAgentConfig, load_agent_config)
 from my_affectgpt.models.au_agent.extract import dist_share, extract
 from my_affectgpt.models.au_agent.runtime import AUAgent
 
@@ -51,13 +51,18 @@ def _agent_args(p: argparse.ArgumentParser) -> None:
     g.add_argument("--model-cache-dir", help="where embedded models are converted (default $AU_AGENT_CACHE or ./cache)")
     g.add_argument("--num-frames", type=int, help="frames per video, T (default 8)")
     g.add_argument("--sampling", choices=SAMPLING_METHODS, help="uniform in time (default) or AU peaks")
+    g.add_argument("--verify", choices=VERIFY_MODES,
+                   help="read each description with the AU judge against its AU input: repair "
+                        "(default: a failing one is written again with the problem stated, then "
+                        "replaced by the rule teacher's), flag (only recorded), off")
 
 
 def _config_from_args(args, **extra) -> AUAgentConfig:
     overrides = dict(backend=args.backend, base_model=args.base_model, lora_weights=args.lora_weights,
                      use_lora=False if args.no_lora else None, device=args.device, dtype=args.dtype,
                      batch_size=args.batch_size, max_new_tokens=args.max_new_tokens, cache_path=args.cache,
-                     model_cache_dir=args.model_cache_dir, num_frames=args.num_frames, sampling=args.sampling)
+                     model_cache_dir=args.model_cache_dir, num_frames=args.num_frames, sampling=args.sampling,
+                     verify=args.verify)
     overrides.update(extra)
     return load_agent_config(args.config, args.section, **overrides)
 
@@ -113,6 +118,14 @@ def _run_extract(args) -> int:
           f"than {cfg.num_frames} frames), {counts['skipped']} up to date, {counts['failed']} failed; "
           f"{s['frames']} frames, {s['unique_prompts']} distinct prompts, {s['neutral_frames']} neutral, "
           f"{s['cache_hits']} cache hits, {s['generated']} generated in {counts['seconds']:.1f} s -> {out_dir}")
+    v = counts["verified"]
+    if cfg.verify != "off":
+        print(f"verify ({cfg.verify}): {v['checked']} frame descriptions checked, {v['failed_first']} "
+              f"failed the judge" + (f" ({v['flagged']} flagged)" if cfg.verify == "flag" else
+                                     f": {v['regenerated']} repaired by a second attempt, "
+                                     f"{v['fell_back']} replaced by the rule teacher")
+              + (f"; per video in <out-dir>/<video>.json 'verified' ({len(counts['verified_videos'])} "
+                 f"videos with failures)" if counts["verified_videos"] else ""))
     return 1 if counts["failed"] else 0
 
 

@@ -29,6 +29,7 @@ CONFIG_KEYS = {
     "au_agent_do_sample": "do_sample",
     "au_agent_seed": "seed",
     "au_agent_neutral_shortcut": "neutral_shortcut",
+    "au_agent_verify": "verify",
     "au_agent_cache": "cache_path",
     "au_agent_model_cache_dir": "model_cache_dir",
     "au_text_encoder": "text_encoder",
@@ -37,6 +38,7 @@ CONFIG_KEYS = {
     "au_sampling": "sampling",
     "au_feature_dir": "feature_dir",
 }
+VERIFY_MODES = ("off", "flag", "repair")   # see verify.py
 _IGNORED_KEYS = {"use_au_agent"}  # read by the AffectGPT dataset, not by the runtime
 
 
@@ -53,6 +55,7 @@ class AUAgentConfig:
     do_sample: bool = False
     seed: int = 0                         # only used with do_sample
     neutral_shortcut: bool = True
+    verify: str = "repair"                # off | flag | repair: each description read by the judge
     cache_path: str | None = "auto"       # auto: <model cache>/au_descriptions.sqlite; None: memory
     model_cache_dir: str | None = None    # converted embedded models; None: $AU_AGENT_CACHE or ./cache
     text_encoder: str = DEFAULT_SPEC
@@ -76,6 +79,9 @@ class AUAgentConfig:
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < low:
                 raise InputError(f"au_{name}", f"must be an integer >= {low}, got {value!r}")
+        if self.verify not in VERIFY_MODES:
+            raise InputError("au_agent_verify", f"unknown value {self.verify!r}; choose from "
+                                                f"{', '.join(VERIFY_MODES)}")
         if self.dtype not in ("auto", "bf16", "fp16", "fp32"):
             raise InputError("au_agent_dtype", f"unknown value {self.dtype!r} (auto, bf16, fp16, fp32)")
         if self.backend != "template" and self.adapter is None and not self.base_model:

@@ -44,7 +44,9 @@ def extract(agent: AUAgent, openface_dir, out_dir, *, rank: int = 0, world: int 
     share = items[rank::world]
     store = FeatureStore(out_dir, agent.feature_identity())
     counts = {"videos": len(items), "share": len(share), "skipped": 0, "written": 0, "empty": 0,
-              "few_frames": 0, "failed": 0, "missing": 0, "stale": 0, "changed_input": 0, "corrupt": 0}
+              "few_frames": 0, "failed": 0, "missing": 0, "stale": 0, "changed_input": 0, "corrupt": 0,
+              "verified": dict.fromkeys(("checked", "failed_first", "regenerated", "fell_back",
+                                         "flagged"), 0), "verified_videos": {}}
     todo = []
     for video, csv in share:
         state = "missing" if force else store.status(video, csv)
@@ -65,6 +67,10 @@ def extract(agent: AUAgent, openface_dir, out_dir, *, rank: int = 0, world: int 
                     continue
                 store.save(video, feats, meta)
                 counts["written"] += 1
+                for key, n in meta["verified"].items():     # frames, per video and in all
+                    counts["verified"][key] += n
+                if meta["verified"]["failed_first"]:
+                    counts["verified_videos"][video] = meta["verified"]
                 counts["empty"] += meta["status"] == "empty"
                 counts["few_frames"] += meta["status"] == "few_frames"
             bar.update(len(todo[i:i + chunk_videos]))

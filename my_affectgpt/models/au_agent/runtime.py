@@ -40,12 +40,14 @@ import numpy as np
 from my_affectgpt.au import prompts as au_prompts
 from my_affectgpt.au.frames import FrameAU, frame_aus
 from my_affectgpt.au.openface import read_openface_csv, video_name
-from my_affectgpt.au.teacher import NEUTRAL_SENTENCE
+from my_affectgpt.au.facs import parse_au_state_text
+from my_affectgpt.au.teacher import NEUTRAL_SENTENCE, RuleTeacher
 from my_affectgpt.common.answer_cache import AnswerCache
 from my_affectgpt.common.errors import InputError
 from my_affectgpt.models import base_llm
 from my_affectgpt.models.au_agent.backends import make_backend, resolve_device
 from my_affectgpt.models.au_agent.config import AUAgentConfig
+from my_affectgpt.models.au_agent import verify
 from my_affectgpt.models.au_agent.identity import prompt_identity
 from my_affectgpt.models.au_values import is_empty_video_error, sampled_rows
 from my_affectgpt.models.feature_store import csv_fingerprint, identity_hash
@@ -65,6 +67,12 @@ class AgentStats:
     cache_hits: int = 0       # distinct prompts answered from the persistent cache
     generated: int = 0        # distinct prompts the backend generated
     generate_s: float = 0.0
+    checked: int = 0          # distinct descriptions the judge read (au_agent_verify flag|repair)
+    failed_first: int = 0     # ... that failed it
+    regenerated: int = 0      # ... repaired by a second attempt of the model
+    fell_back: int = 0        # ... replaced by the rule teacher's description
+    repairs_generated: int = 0  # second attempts the backend generated (not from the cache)
+    verify_s: float = 0.0
 
     def as_dict(self) -> dict:
         d = dataclasses.asdict(self)
@@ -100,6 +108,8 @@ class AUAgent:
         self._memory: dict = {}
         self._cache = None
         self._encoder = encoder
+        self._verdicts: dict = {}   # prompt -> (final description, verify status)
+        self._teacher = RuleTeacher(bands=config.bands)
         self.stats = AgentStats()
 
     # -- identity -----------------------------------------------------------------------------
@@ -116,9 +126,10 @@ class AUAgent:
         return TextEncoderSpec.parse(self.config.text_encoder, self.config.text_encoder_pretrained)
 
     def feature_identity(self) -> dict:
-        """Identity of a video's features: describer + encoder + frame selection rules."""
+        """Identity of a video's features: describer + checks + encoder + frame selection rules."""
         cfg = self.config
         return {"format": FEATURE_FORMAT, "describer": self.identity(),
+                **verify.verify_identity(cfg.verify),
                 "text_encoder": encoder_identity(self.encoder_spec()),
                 "num_frames": cfg.num_frames, "sampling": cfg.sampling,
                 "bands": dataclasses.asdict(cfg.bands), "min_confidence": cfg.min_confidence}
@@ -141,7 +152,17 @@ class AUAgent:
 
     def describe(self, frames: Iterable[FrameAU | str], progress: bool = False) -> list:
         """One description per frame (FrameAU or canonical AU text), in input order."""
+        return self.describe_checked(frames, progress)[0]
+
+    def describe_checked(self, frames: Iterable[FrameAU | str], progress: bool = False) -> tuple:
+        """(descriptions, verify statuses) per frame, in input order (see verify.py)."""
         texts = [f.prompt if isinstance(f, FrameAU) else str(f) for f in frames]
+        answers = self._answers(texts, progress)
+        status = self._checked(answers, progress)
+        return [answers[t] for t in texts], [status[t] for t in texts]
+
+    def _answers(self, texts: list, progress: bool) -> dict:
+        """{prompt: the model's description} for the distinct prompts of `texts`."""
         self.stats.frames += len(texts)
         distinct = list(dict.fromkeys(texts))
         self.stats.unique_prompts += len(distinct)
@@ -175,7 +196,59 @@ class AUAgent:
                                    model=tag, prompt_version=au_prompts.PROMPT_VERSION)
                 self.stats.generated += len(chunk)
             self.stats.generate_s += time.perf_counter() - start
-        return [answers[t] for t in texts]
+        return answers
+
+    def _checked(self, answers: dict, progress: bool) -> dict:
+        """Reads each new description with the judge (au_agent_verify) and, in repair mode,
+        replaces failures in `answers`; returns {prompt: status}. Outcomes are memoised: a
+        prompt is checked and repaired once per process, and second attempts are cached."""
+        mode = self.config.verify
+        if mode == "off":
+            return {t: verify.UNCHECKED for t in answers}
+        start = time.perf_counter()
+        bands = self.config.bands
+        new = [t for t in answers if t not in self._verdicts]
+        failing = []
+        for t in new:
+            problems = verify.check(t, answers[t], bands)
+            self.stats.checked += 1
+            if not problems:
+                self._verdicts[t] = (answers[t], verify.OK)
+            elif mode == "flag":
+                self._verdicts[t] = (answers[t], verify.FLAGGED)
+            else:
+                failing.append((t, answers[t], problems.feedback()))
+            self.stats.failed_first += bool(problems)
+        for (t, _, _), second in zip(failing, self._second_attempts(failing, progress)):
+            if not verify.check(t, second, bands):
+                self._verdicts[t] = (second, verify.REGENERATED)
+                self.stats.regenerated += 1
+            else:
+                self._verdicts[t] = (self._teacher.describe(parse_au_state_text(t)), verify.TEACHER)
+                self.stats.fell_back += 1
+        for t in answers:
+            answers[t] = self._memory[t] = self._verdicts[t][0] if t in self._verdicts else answers[t]
+        self.stats.verify_s += time.perf_counter() - start
+        return {t: self._verdicts[t][1] for t in answers}
+
+    def _second_attempts(self, items: list, progress: bool) -> list:
+        """The model's second answers to (prompt, first answer, feedback), cached like firsts."""
+        if not items:
+            return []
+        cache = self._persistent_cache()
+        keys = [self.cache_key(f"{t}\n[repair] {feedback}") for t, _, feedback in items]
+        found = cache.get_many(keys) if cache is not None else {}
+        todo = [i for i, k in enumerate(keys) if k not in found]
+        if todo:
+            outs = self.backend.regenerate([items[i] for i in todo], progress=progress)
+            self.stats.repairs_generated += len(todo)
+            for i, o in zip(todo, outs):
+                found[keys[i]] = o
+            if cache is not None:
+                cache.put_many([(keys[i], found[keys[i]]) for i in todo],
+                               model=identity_hash(self.identity()),
+                               prompt_version=au_prompts.PROMPT_VERSION)
+        return [found[k] for k in keys]
 
     # -- per video ----------------------------------------------------------------------------
 
@@ -225,7 +298,7 @@ class AUAgent:
             except InputError as err:
                 out.append((video, None, None, err))
         slots = [s for p in plans for s in p["slots"]]
-        descriptions = self.describe(slots, progress=progress) if slots else []
+        descriptions, statuses = self.describe_checked(slots, progress=progress) if slots else ([], [])
         distinct = list(dict.fromkeys(descriptions))
         enc = self.text_encoder()
         vectors = enc.encode(distinct) if distinct else np.zeros((0, enc.dim), np.float32)
@@ -234,12 +307,12 @@ class AUAgent:
         for p in plans:
             T = p["num_frames"]
             k = len(p["slots"])
-            descs = descriptions[pos:pos + k]
+            descs, checks = descriptions[pos:pos + k], statuses[pos:pos + k]
             pos += k
             feats = np.zeros((T, enc.dim), dtype=np.float16)
             if k:
                 feats[:] = vectors[[row[d] for d in descs]].astype(np.float16)
-            out.append((p["video"], feats, self._meta(p, descs), None))
+            out.append((p["video"], feats, self._meta(p, descs, checks), None))
         return out
 
     def video_features(self, csv, num_frames: int | None = None, sampling: str | None = None):
@@ -255,7 +328,7 @@ class AUAgent:
             raise err
         return feats, meta
 
-    def _meta(self, plan: dict, descriptions: list) -> dict:
+    def _meta(self, plan: dict, descriptions: list, checks: list) -> dict:
         T = plan["num_frames"]
         slots = plan["slots"]
         valid = bool(slots)
@@ -271,6 +344,7 @@ class AUAgent:
             "mask": [1 if valid else 0] * T,
             "frames": [s.frame for s in slots], "timestamps": [s.timestamp for s in slots],
             "prompts": [s.prompt for s in slots], "descriptions": list(descriptions),
+            "verify": list(checks), "verified": verify.counts(checks),
             "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
         }
 
