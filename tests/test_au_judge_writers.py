@@ -172,3 +172,29 @@ def test_a_bullet_takes_the_part_of_its_heading():
 ])
 def test_more_everyday_constructions(text, expected):
     assert present(text) == expected, read_description(text).to_json()
+
+
+@pytest.mark.parametrize("text, expected, absent", [
+    ("his eyes r a lil wider than normal n the brows kinda pulled down", {"AU04": None, "AU05": "slight"}, ()),
+    ("The outer ends of her brows arent raised tho, and her jaw isnt dropped.", {}, ("AU02", "AU26")),
+    ("The inner ends of Maria's brows go up.", {"AU01": None}, ()),
+    ("His eyes open a little wider than usual.", {"AU05": "slight"}, ()),
+    ("Her eyes fly open, whites showing above the iris.", {"AU05": None}, ()),
+    ("The corners of his mouth sink a hair.", {"AU15": "trace"}, ()),
+    ("The lips sit well apart.", {"AU25": None}, ()),
+    ("The lower face stays still instead of crumpling.", {},
+     ("AU09", "AU10", "AU12", "AU14", "AU15", "AU17", "AU20", "AU23", "AU25", "AU26", "AU28")),
+    ("No bunny lines.", {}, ("AU09",)),
+    ("Zygomaticus major not lifting the corners.", {}, ("AU12",)),
+    ("Both lips sucked inward over the teeth by orbicularis oris.", {"AU28": None}, ()),
+    ("AU06 (Cheek Raiser) is not active.", {}, ("AU06",)),
+    ("The brows are lowered, with their inner ends not raised, above a mouth whose corners "
+     "are pulled down.", {"AU04": None, "AU15": None}, ("AU01",)),
+    ("The eyes are only narrow slits.", {}, ()),
+    ("| Region | Observation |\n|---|---|\n| Upper lip | barely raised |\n| Jaw | dropped |",
+     {"AU10": "trace", "AU26": None}, ()),
+    ("A faint sideways stretch.", {"AU20": "trace"}, ()),
+])
+def test_third_round_constructions(text, expected, absent):
+    r = read_description(text)
+    assert (r.present, r.absent) == (expected, absent), r.to_json()

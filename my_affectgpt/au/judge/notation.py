@@ -27,7 +27,7 @@ _CODE = re.compile(
     rf"|\b[lrub]{_NUM}[a-e]?\b{_NOT_VALUE}"                                # R14A, L12
     rf"|\b(?![23]d\b){_NUM}[a-e]\b(?!['’-])")                              # 4B (not 3D)
 _BARE_LIST = rf"{_NUM}\b{_NOT_VALUE}(?:{_SEP}{_NUM}\b{_NOT_VALUE})*"
-_CODER_BEFORE = (r"(?:absent|neg(?:ative)?|no|not|none|nil|present|also|plus|codes?|coded|scored|"
+_CODER_BEFORE = (r"(?:absent|neg(?:ative)?|no|not|none|nil|present|also|plus|codes?|coded|coding|scored|scoring|"
                  r"without|except|rather\s+than|instead\s+of)")
 _BEFORE = re.compile(rf"\b{_CODER_BEFORE}\s*[:=-]?\s*(?:as\s+)?({_BARE_LIST})")
 _AFTER = re.compile(rf"(?<![\w.])({_BARE_LIST})(?=\s+(?:(?:both|all|also)\s+)?(?:coded|scored|rated|absent|"

@@ -121,7 +121,8 @@ def _mentions(t: _Text) -> tuple[list, list]:
             if cl is not None:
                 m = add(lex[left], s, cl, s.t0, _is_clausal(t, lex[left], s))
                 partner_of[left] = (m, s, "left")
-            elif right is not None and (trail or V.combo(s.name, lex[right].name) is not None):
+            elif right is not None and (trail or V.combo(s.name, lex[right].name) is not None) \
+                    and not (lex[right].name == "teeth" and "over" in t.words[s.t1:lex[right].t0]):
                 move, last = trail or (s, lex[right])
                 m = add(s, last, V.combo(move.name, lex[right].name), s.t0)
                 partner_of[right] = (m, s, "right")
@@ -180,7 +181,7 @@ def _denied_after(t: _Text, s: _Item) -> bool:
             w in _AGENT_VERBS and nxt in ("no", "none"):     # "shows no recruitment"
         return True
     return w in ("not", "never", *T.NOT_FORMS) and (
-        nxt.endswith(("ed", "en")) or nxt in V.REST_STATE or nxt in _AGENT_VERBS
+        nxt.endswith(("ed", "en", "ing")) or nxt in V.REST_STATE or nxt in _AGENT_VERBS
         or nxt in {"act", "contract", "fire", "pull", "raise", "lift", "lower", "stretch",
                    "tighten", "widen", "elevate", "depress", "oppose", "engage", "move"})
 
@@ -206,6 +207,14 @@ def _agents_dropped(t: _Text, ments: list) -> list:
         verb = next((n for n in ments if n is not m and n.src != "muscle"
                      and (n.t0 == x or n.anchor == x)), None)
         if verb is not None and t.same(x, m.t0) and not set(verb.codes) & set(m.codes):
+            drop.add(id(m))
+        y = m.t0 - 1                   # the agent of a passive: "lips sucked inward by orbicularis oris"
+        while y > 0 and t.words[y] in T.DETERMINERS:
+            y -= 1
+        done = next((n for n in reversed(ments) if n is not m and n.src != "muscle" and n.t1 <= y
+                     and not {",", ";", ":"} & set(t.words[n.t1:y])), None) \
+            if y > 0 and t.words[y] in ("by", "via") else None
+        if done is not None and t.same(y, m.t0) and not set(done.codes) & set(m.codes):
             drop.add(id(m))
     return [m for m in ments if id(m) not in drop]
 
@@ -309,8 +318,9 @@ def _negate(t: _Text, ments: list) -> None:
     """Mark the mentions a negation covers (see the module docstring)."""
     def deny_back(pos) -> bool:              # postfix: "Brow lowering and X are absent"
         k = next((k for k in range(len(ments) - 1, -1, -1) if ments[k].t1 <= pos), None)
-        if k is None or not t.same(ments[k].t0, pos) or not all(
-                w in T.POSTFIX_GAP or _NUMBER.fullmatch(w) for w in t.words[ments[k].t1:pos]):
+        if k is None or not t.same(ments[k].t0, pos) or not all(   # a code's gloss counts as it
+                w in T.POSTFIX_GAP or _NUMBER.fullmatch(w) or x in t.gloss_tok
+                for x, w in enumerate(t.words[ments[k].t1:pos], ments[k].t1)):
             return False
         ments[k].negated = True
         while k > 0 and set(t.words[ments[k - 1].t1:ments[k].t0]) <= T.LIST_SEP \
@@ -345,7 +355,8 @@ def _negate(t: _Text, ments: list) -> None:
                 for k, w in enumerate(gap):  # "No X is seen, and a smile", "..., she smiles"
                     verb_seen |= w in T.LINK_VERBS
                     new_clause |= (verb_seen and w in (",", "and")
-                                   or w in T.SUBJECTS and k and gap[k - 1] in (",", "and"))
+                                   or w in T.SUBJECTS and k and gap[k - 1] in (",", "and")
+                                   or w in ("whose", "which", "where", "who"))
                 core = [w for x, w in enumerate(gap, last) if w not in T.DETERMINERS
                         and x not in t.band_tok and not w.endswith("ly")]
                 new_clause |= any(x in t.band_tok for x in range(last, m.t0)) and "," in gap

@@ -109,6 +109,7 @@ def _glosses_dropped(t: Text, lex: list) -> list:
                     and s.t0 - x < 8:
                 x -= 1
             zones.append((x, s.t0))
+    t.gloss_tok = {x for a, b in zones for x in range(a, b)}
     return [s for s in lex if s in codes or id(s) in keep
             or not any(a <= s.t0 and s.t1 <= b for a, b in zones)]
 
@@ -126,7 +127,8 @@ def _pronouns_resolved(t: Text, lex: list) -> list:
                     w.endswith("s") and not w.endswith("ss") for w in t.words[nxt.t0:nxt.t1]):
                 last = nxt
             nxt = next(spans, None)
-        if w in ("they", "them", "they're", "they’re", "they've", "they’ve") and last is not None and x - last.t1 <= 30 \
+        if w in ("they", "them", "they're", "they’re", "they've", "they’ve", "theyre", "theyve") \
+                and last is not None and x - last.t1 <= 30 \
                 and (not out or out[-1].t1 <= x):
             last = Item(t.toks[x][0], t.toks[x][1], "part", last.name, None, x, x + 1)
             out.append(last)

@@ -21,13 +21,13 @@ NEUTRAL = ()            # a pair that asserts nothing ("eyes open", "mouth close
 
 
 # --- face parts -------------------------------------------------------------------------------
-DET = r"(?:(?:the|her|his|their|its|both|each|either)\s+)?"
+DET = r"(?:(?:the|her|his|their|its|both|each|either|\w+['’]s)\s+)?"   # "Ellen's brows"
 BROW = r"(?:eye[- ]?)?brows?"
 SEG = W("ends?", "corners?", "parts?", "portions?", "edges?", "sections?", "heads?", "halves",
         "half", "tips?", "points?", "segments?", "regions?", "areas?", "sides?", "margins?",
         "fibres", "fibers", "tails?", "thirds?")
 _BARE_SEG = W("ends?", "tips?", "parts?", "portions?", "halves", "half", "heads?", "thirds?",
-              "sections?", r"corners?(?!\s+of)")
+              "sections?", "bits?", r"corners?(?!\s+of)")
 EYE_SEG = W("corners?", "edges?", "sides?", "outer corners?", "outer edges?")
 
 
@@ -40,12 +40,12 @@ _BOTH_SIDES = r"(?:both\s+)?(?:the\s+)?(?:inner\s+and\s+(?:the\s+)?outer|outer\s
 
 
 PARTS: dict[str, str] = {
-    "inner_brows": alt(_brow_part(W("inner", "medial")), rf"{W('inner', 'medial')}\s+{_BARE_SEG}",
+    "inner_brows": alt(_brow_part(W("inner", "medial")), rf"{W('inner', 'medial', 'inside')}\s+{_BARE_SEG}",
                        r"(?:medial|central)\s+forehead", r"mid-?forehead",
                        rf"(?:middle|cent(?:er|re))\s+of\s+{DET}{BROW}"),
     "outer_brows": alt(_brow_part(W("outer", "lateral")), rf"{BROW}\s+tails?",
                        rf"{W('outer', 'lateral')}\s+{_BARE_SEG}", r"lateral\s+forehead",
-                       rf"tails?\s+of\s+{DET}{BROW}"),
+                       rf"tails?[\s-]+of[\s-]+{DET}{BROW}"),
     "brows": alt(rf"{_BOTH_SIDES}\s+(?:{SEG}\s+of\s+{DET})?{BROW}", rf"{_BOTH_SIDES}\s+{SEG}", BROW,
                  r"brow\s*line", r"brow\s+ridges?"),
     "forehead": r"foreheads?",
@@ -56,7 +56,7 @@ PARTS: dict[str, str] = {
     "eyes": alt(r"eyes?|eyeballs?|palpebral\s+fissures?|eye\s+(?:apertures?|openings?)",
                 r"(?:peri)?ocular|orbital\s+(?:region|area)"),
     "cheeks": alt(r"cheeks?", r"cheekbones?", rf"(?:apples?|tops?)\s+of\s+{DET}cheeks?"),
-    "nose": alt(r"nose", r"nasal(?:\s+(?:bridge|dorsum))?", r"dorsum(?:\s+of\s+the\s+nose)?",
+    "nose": alt(r"nose", r"nasal(?:\s+(?:bridge|dorsum))?", r"dorsum(?:\s+of\s+the\s+nose)?", r"bridge",
                 rf"(?:bridge|sides?|root)\s+of\s+{DET}nose"),
     "nostrils": r"nostrils?|nares|(?:nasal\s+)?alae|nasal\s+wings?",
     "upper_lip": r"(?:upper|top)[\s-]lip",
@@ -112,9 +112,9 @@ _RAISE_ARCH = alt(RAISE, r"arched|arching|arches", rf"{DIR}\s+{UP}")
 MOVES: dict[str, str] = {
     "raise_inner": alt(rf"{_RAISE_ARCH}{ADVERB}\s+(?:in|at|toward|towards)\s+the\s+"
                        rf"{W('middle', 'center', 'centre')}", rf"{RAISE}\s+medially",
-                       rf"{_RAISE_ARCH}{ADVERB}\s+at\s+the\s+inner\s+{SEG}",
+                       rf"{_RAISE_ARCH}(?:\s+up)?{ADVERB}\s+at\s+the\s+inner\s+{SEG}",
                        rf"{W('medial', 'inner', 'central')}\s+{RAISE}", rf"medially\s+{RAISE}"),
-    "raise_outer": alt(rf"{_RAISE_ARCH}{ADVERB}\s+at\s+the\s+outer\s+{SEG}", rf"{RAISE}\s+laterally",
+    "raise_outer": alt(rf"{_RAISE_ARCH}(?:\s+up)?{ADVERB}\s+at\s+the\s+outer\s+{SEG}", rf"{RAISE}\s+laterally",
                        rf"{W('lateral', 'outer')}\s+{RAISE}"),
     "up": alt(rf"{DIR}{ADVERB}\s+{UP}{_TRAIL}", r"up[- ]?turned", r"turned[- ]up", r"upturn(?:s|ing)?",
               rf"{UP}\s+{_DIR_NOUN}", r"upwards?"),
@@ -125,15 +125,15 @@ MOVES: dict[str, str] = {
     "down_bare": rf"down{_BARE_END}",
     "raise": RAISE,
     "retract": alt(V("retract"), r"retractions?"),
-    "lower": alt(V("lower", "depress", "dip!"), r"depressors?", r"depression"),
+    "lower": alt(V("lower", "depress", "dip!", "sink"), r"depressors?", r"depression", r"sank|sunk"),
     "drop": alt(V("drop!", "slacken", "hang"), r"slack", r"hung", r"fall(?:s|en|ing)?",
                 r"fell", r"loosen(?:s|ed|ing)?", r"unhinged"),
-    "together": alt(rf"{alt(DIR, V('knit!', 'pinch', 'bring', 'come', 'squeeze', 'gather'))}"
+    "together": alt(rf"{alt(DIR, V('knit!', 'pinch', 'bring', 'come', 'squeeze', 'gather', 'scrunch', 'crush'))}"
                     rf"{ADVERB}[\s-]+(?:closer\s+)?together", r"drawn\s+(?:closer\s+)?together",
                     r"brought\s+together"),
     "furrow": alt(V("furrow", "knit!", "knot!", "pinch", "crease", "contract", "scrunch", "beetle",
                     "crumple"), r"contractions?"),
-    "frown": V("frown", "scowl", "glower", "lour", "glare"),
+    "frown": alt(V("frown", "scowl", "glower", "lour", "glare"), r"frowny"),
     "arch": alt(r"arch|arched|arching|arches", V("cock", "quirk")),
     "bulge_eyes": alt(r"bug(?:s|ged|ging)?(?:\s+out)?", r"goggl(?:e|es|ed|ing)", r"huge", r"enormous",
                       r"saucers?"),
@@ -143,8 +143,10 @@ MOVES: dict[str, str] = {
     "oblique": alt(r"oblique(?:ly)?", rf"{V('slant', 'angle', 'tilt')}{ADVERB}\s+{UP}",
                    r"slanted|slanting"),
     "wide_open": alt(r"wide[- ]open(?:ed)?", rf"{V('open')}\s+wide", r"gap(?:e|es|ed|ing)",
-                     r"agape"),
-    "widen": alt(V("widen"), r"wide", r"wider"),
+                     r"agape", rf"{V('stretch')}\s+wide\s+open",
+                     rf"{alt(V('fly', 'fling', 'snap!', 'pop!', 'spring'), 'flew', 'flown', 'flung', 'sprang', 'sprung')}"
+                     rf"(?:\s+wide)?\s+open"),
+    "widen": alt(V("widen"), r"wide", r"wider", rf"{V('open')}{ADVERB}\s+wider"),
     "stare": r"star(?:e|es|ed|ing)",
     "slightly_open": alt(rf"{WS('slightly a_little a_bit barely just partly partially half')}"
                          r"[- ]?(?:open(?:ed|s|ing)?|ajar)", r"ajar",
@@ -160,7 +162,7 @@ MOVES: dict[str, str] = {
                  r"shut\s+tight(?:ly)?"),
     "blink": alt(V("blink"), r"mid-blink", r"half-?blink(?:s|ing)?"),
     "narrow": V("narrow"),
-    "squint": V("squint"),
+    "squint": alt(V("squint"), r"squinty"),
     "tighten": alt(V("tighten", "tense"), r"tight", r"tension", r"tenseness",
                    rf"{alt(V('pull', 'draw'), 'drawn')}\s+tight(?:ly)?"),
     "squeeze": V("squeeze"),
@@ -170,9 +172,9 @@ MOVES: dict[str, str] = {
     "motion": alt(r"mov(?:e|es|ed|ing|ements?)", r"motions?", r"activity", r"actions?",
                   r"engagement", r"involvement", r"changes?"),   # named only to be denied
     "still": alt(r"still(?=\s*(?:[.,;:!?)\n]|$|\b(?:and|but|while|with|throughout|otherwise|as|"
-                 r"except|apart)\b))", r"motionless", r"immobile", r"unmoving", r"unmoved",
+                 r"except|apart|instead|rather|save|other)\b))", r"motionless", r"immobile", r"unmoving", r"unmoved",
                  r"static", r"stationary", r"silent", r"untouched",
-                 r"quiet(?=\s*(?:[.,;:!?)\n]|$|\b(?:and|but|while|with|throughout)\b))",
+                 r"quiet(?=\s*(?:[.,;:!?)\n]|$|\b(?:and|but|while|with|throughout|instead|rather)\b))",
                  r"(?:stay|stays|stayed|staying|remain|remains|remained|remaining)\s+put"),
     # "unraised brows", "the nose remains unwrinkled": the movement denied by its own word
     "un_raise": r"un(?:raised|lifted|elevated)", "un_wrinkle": r"un(?:wrinkled|creased|crinkled)",
@@ -184,6 +186,8 @@ MOVES: dict[str, str] = {
                 r"(?:closed|shut|sealed|together)", r"sealed",
                 r"together(?=\s*(?:[.,;:!?)\n]|$|\b(?:and|but|while|with)\b))"),
     "draw": alt(V("push", "draw", "bring", "move"), r"drawn|brought"),
+    "side_noun": rf"{W('sideways', 'lateral', 'horizontal', 'outward')}\s+"
+                 rf"{alt(V('stretch', 'pull', 'spread', 'tug!'), 'traction')}",
     "side": alt(rf"{alt(DIR, V('stretch', 'spread'))}(?:\s+out)?{ADVERB}\s+"
                 rf"{_SIDE_WORDS}",
                 rf"{alt(DIR, V('stretch'))}\s+to\s+(?:the|both|either)\s+sides?",
@@ -295,6 +299,7 @@ un_dimple: *,_=!14
 shut: lips=!25 mouth=!25+26 jaw=!26 eyes,lids=45
 draw:
 side: lip_corners,lips,mouth=20
+side_noun: lip_corners,lips,mouth,_=20
 inward: lip_corners=14 lips=28 cheeks=-
 suck: lips=28 cheeks=-
 dimple: chin=17 *,_=14
@@ -392,6 +397,8 @@ CUES: list[tuple[str, tuple | str]] = [
     (rf"wrinkles?\s+{W('along', 'on', 'at', 'across', 'over')}\s+{DET}"
      rf"{W('sides?', 'bridge', 'root')}\s+of\s+{DET}nose", ("AU09",)),
     (r"orange[- ]peel", ("AU17",)),
+    (r"bunny\s+lines", ("AU09",)),
+    (r"narrow\s+slits?|slit[- ]like|slitted", UNMAPPED),      # "the eyes are narrow slits": AU42
     (rf"{V('lift', 'raise', 'tilt', 'tip!', 'jut!', 'stick')}\s+(?:up\s+)?(?:his|her|their|one's)\s+chin",
      UNMAPPED),                     # "he lifted his chin": the head, not the chin raiser
     (alt(r"(?:eye|gaze)\s+(?:movements?|shifts?|darts?)",
@@ -409,8 +416,10 @@ CUES: list[tuple[str, tuple | str]] = [
 # muscles: cues too, but a muscle described at rest asserts nothing (guideline rule 6)
 MUSCLES: list[tuple[str, tuple | str]] = [
     (alt(r"frontalis\s+(?:pars\s+)?medialis", r"medial\s+frontalis",
+         r"frontalis[,\s]+(?:its\s+)?medial\s+(?:fibres|fibers|bell(?:y|ies)|portions?|parts?|heads?)",
          rf"{W('medial', 'inner')}\s+{SEG}\s+of\s+(?:the\s+)?frontalis"), ("AU01",)),
     (alt(r"frontalis\s+(?:pars\s+)?lateralis", r"lateral\s+frontalis",
+         r"frontalis[,\s]+(?:its\s+)?lateral\s+(?:fibres|fibers|bell(?:y|ies)|portions?|parts?|heads?)",
          rf"{W('lateral', 'outer')}\s+{SEG}\s+of\s+(?:the\s+)?frontalis"), ("AU02",)),
     (r"frontalis", ("AU01", "AU02")),
     (alt(r"corrugators?(?:\s+supercilii)?", r"depressor\s+supercilii", r"procerus"), ("AU04",)),

@@ -16,10 +16,11 @@ BAND_TERMS = {   # the judge's own table, from the guideline ("_" joins a multi-
                     "barely_noticeable hint hints hint_of minimal minimally subtle subtly minute "
                     "just_perceptible just_visible just_noticeable touch_of a_touch tiny "
                     "flicker_of ghost_of whisper_of slightest subtlest tiniest a_tiny_bit tiny_bit "
-                    "the_barest_bit a_shade a_hair a_smidge a_smidgen a_fraction"),
+                    "the_barest_bit a_shade a_hair a_smidge a_smidgen a_fraction teeny teeny_bit a_teeny_bit "
+                    "the_slightest_bit the_tiniest_bit the_teeniest_bit the_smallest_bit"),
     "slight": _words("slight slightly mild mildly light lightly gentle gently weak weakly small "
                      "a_little a_bit somewhat modest modestly low soft softly mildest lightest "
-                     "gentlest weakest a_tad"),
+                     "gentlest weakest a_tad a_lil a_lil_bit lil"),
     "marked": _words("marked markedly pronounced moderate moderately noticeable noticeably notable "
                      "notably clear "
                      "clearly evident evidently distinct distinctly medium definite definitely "
@@ -47,7 +48,7 @@ NEG_PREFIX = alt(
     r"lack(?:s|ed|ing)?(?:\s+(?:of|in))?", r"absence\s+of", r"free\s+(?:of|from)",
     r"devoid\s+of", r"fail(?:s|ed)?\s+to", r"rather\s+than", r"instead\s+of", r"cannot",
     r"neg(?:ative)?(?=\s*:)", r"checked\s+(?:\w+\s+)?for", r"looked\s+for",
-    r"\w+n['’]t",
+    r"\w+n['’]t", r"(?:is|are|was|were|do|does|did|has|have|had|ca|wo|could|would)nt",
     rf"{W('no', 'not', 'without', 'nor', 'never')}\s+(?:a\s+|any\s+|the\s+(?:slightest|least)\s+)?"
     rf"(?:\w+\s+)?{W('signs?', 'traces?', 'hints?', 'evidence', 'indications?', 'suggestions?')}"
     rf"\s+of")
@@ -88,7 +89,8 @@ def _set(text: str) -> frozenset:
 
 DETERMINERS = _set("a an the her his their its both each either any some this that these those "
                    "my your our one")
-LINK_VERBS = _set("is are was were be been being am appear appears appeared seem seems seemed "
+LINK_VERBS = _set("is are was were be been being am r appear appears appeared seem seems seemed "
+                  "getting becoming "
                   "look looks looked remain remains remained stay stays become becomes became "
                   "get gets got show shows showed shown showing display displays exhibit "
                   "exhibits has have had having can could may might will would to does do did "
@@ -96,14 +98,14 @@ LINK_VERBS = _set("is are was were be been being am appear appears appeared seem
 ADVERBS = _set("also now still then just only further both somewhat quite rather very more less "
                "even too again almost nearly partly partially ever so pretty really kind sort "
                "maybe perhaps possibly probably apparently seemingly nevertheless nonetheless "
-               "however though")
-NOT_FORMS = frozenset(w + "n't" for w in _set("is are was were does do did has have had ca wo "
-                                                "could would"))
+               "however though kinda sorta lowkey super totally literally like way")
+NOT_FORMS = frozenset(w + end for w in _set("is are was were does do did has have had ca wo could "
+                                           "would") for end in ("n't", "nt"))
 COORDINATORS = _set(", and or nor & / as well")
 STATE_WORDS = _set("relaxed neutral still at rest calm smooth soft loose steady unchanged level "
                    "straight flat symmetrical symmetric even together closed shut sealed")
 SUBJECTS = _set("she he they it there this we i you")
-PRONOUNS = _set("they it both these those")
+PRONOUNS = _set("they it both these those which")
 _MUSCLE_ACTION = _set("contraction activation activity action engagement involvement recruitment")
 # words about the description or a change, not a level: no band (guideline, "Intensity bands")
 DESCRIPTIVE = _set("consistent coordinated sustained visible present engaged intensified "
@@ -114,21 +116,21 @@ PRE_FILLER = _MUSCLE_ACTION | DESCRIPTIVE | _set(
     "simultaneous accompanying concurrent corresponding associated apparent observable "
     "detectable perceptible discernible consistent coordinated present active engaged upward "
     "downward")
-POST_FILLER = _MUSCLE_ACTION | _set(
+POST_FILLER = _MUSCLE_ACTION | _set("| "
     "is are was were appears appear seems seem looks remains to be at with of a an in ( ) : - – "
     "= , intensity level degree strength amplitude magnitude grade so that which quite fairly "
     "but visible present active engaged only")
 NUM_FILLER = POST_FILLER | _set("score scored value rated estimated about approximately around "
                                 "roughly ~ ≈ r measured reading")
 RIGHT_FILLER = DETERMINERS | _set("of in at on around across to along near by about bilateral "
-                                  "symmetrical symmetric visible between")
+                                  "symmetrical symmetric visible between over")
 # verbs that carry no movement of their own: "the eyes are held shut", "the lips had come apart"
 LIGHT_VERBS = _set("held hold holds kept keep keeps flung thrown caught left come came coming "
-                   "gone become grown set")
+                   "gone become grown set sit sits sat fall falls fell fallen rest rests")
 LEFT_FILLER = LINK_VERBS | ADVERBS | DETERMINERS | NOT_FORMS | DESCRIPTIVE | LIGHT_VERBS | _set(
-    "not no neither never in into being cannot : - – of themselves itself * ** ,")
+    "not no neither never in into being cannot : - – of themselves itself * ** , |")
 LIST_SEP = COORDINATORS | DETERMINERS | _set("nor neither")
-ORPHAN_COORD = _set(", and or nor but not yet then than of with along while whilst though although")
+ORPHAN_COORD = _set(", and or nor but not yet then than of with along while whilst though although / |")
 ORPHAN_OK = (COORDINATORS | LINK_VERBS | ADVERBS | STATE_WORDS | NOT_FORMS | ORPHAN_COORD
              | _set("no rest rather instead degree extent force maximum remaining staying region area "
                     "zone there"))
