@@ -13,7 +13,10 @@ neutral); --json also writes them (top-level keys: eval_loss, au_precision, au_r
 hallucination_rate, emotion_word_rate, band_agreement, rouge_l, mean_words, descriptions_per_s).
 With --real-openface-dir, a separate section scores the tuned model (and the rule teacher) on
 real OpenFace frames, leaving out any video or frame of the adapter's training data (`real_frames`
-in the JSON lists every frame used and every output).
+in the JSON lists every frame used and every output). Every description is also read by the AU
+judge against its own input, as the runtime's au_agent_verify does: the report shows the
+figures without and with repair, the checks' counts (`verified`: checked, regenerated,
+fell_back), the fallback rate and omission by number of active AUs (`verify_checks`).
 """
 import argparse
 import json
@@ -50,6 +53,11 @@ def parse_args(argv):
                         "tokens, all CLIP reads; longer outputs only cost time)")
     p.add_argument("--device", default="cpu", help="cpu, cuda, cuda:1 ...")
     p.add_argument("--dtype", default="auto", choices=("auto", "bf16", "fp16", "fp32"))
+    p.add_argument("--verify", choices=("off", "flag", "repair"), default="repair",
+                   help="which outputs the main figures score: repair (default; each description "
+                        "the judge fails is written again with the problem stated, then replaced "
+                        "by the rule teacher's, as au_agent_verify does), flag or off (the model's "
+                        "own outputs); the report shows off and repair side by side either way")
     p.add_argument("--no-baselines", action="store_true", help="skip the untuned base model")
     p.add_argument("--no-progress", action="store_true")
     return p.parse_args(argv)
@@ -69,7 +77,8 @@ def main(argv=None):
         real = real_frame_items(sources, train)
     report = evaluate(items, adapter=a.adapter, base=a.base_model, device=a.device, dtype=a.dtype,
                       baselines=not a.no_baselines, batch_size=a.batch_size,
-                      max_new_tokens=a.max_new_tokens, progress=not a.no_progress, real=real)
+                      max_new_tokens=a.max_new_tokens, progress=not a.no_progress, real=real,
+                      verify_mode=a.verify)
     print(format_report(report))
     if a.json:
         atomic_write_text(a.json, json.dumps(report, indent=2, ensure_ascii=False) + "\n")

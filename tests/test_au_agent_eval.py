@@ -87,7 +87,10 @@ def test_side_by_side_gives_the_same_report(tiny_adapter, dataset):
     assert apart["generation"].startswith("one model at a time")
 
     def figures(r):
-        return {k: v for k, v in r.items() if k not in ("descriptions_per_s", "generation", "baselines")}
+        out = {k: v for k, v in r.items() if k not in ("descriptions_per_s", "generation", "baselines")}
+        if "verify_checks" in out:                          # timing aside
+            out["verify_checks"] = {k: v for k, v in out["verify_checks"].items() if k != "repair_seconds"}
+        return out
 
     assert figures(together) == figures(apart)
     assert figures(together["baselines"]["base"]) == figures(apart["baselines"]["base"])
@@ -152,3 +155,29 @@ def test_real_frame_section_never_uses_training_frames(tiny_adapter, dataset, tm
                   "--data", dataset / "ds" / "test.jsonl", "--real-openface-dir", dataset / "of", "x")
     assert bad.returncode == 2 and len(bad.stderr.strip().splitlines()) == 1
     assert "frames per video" in bad.stderr
+
+
+def test_report_shows_the_run_time_check_both_ways(tiny_adapter, dataset):
+    """--verify: the main figures are those of the mode asked; both readings, the counts, the
+    fallback rate and omission by number of active AUs are in the report either way."""
+    from my_affectgpt.evaluation.au_agent_eval import format_report
+
+    base, adapter = tiny_adapter
+    items = items_from_jsonl(dataset / "ds" / "test.jsonl", limit=6)
+    kw = dict(adapter=adapter, base=str(base), max_new_tokens=6, progress=False, baselines=False)
+    repair = evaluate(items, verify_mode="repair", **kw)
+    off = evaluate(items, verify_mode="off", **kw)
+    checks = repair["verify_checks"]
+    assert checks == {**off["verify_checks"], "repair_seconds": checks["repair_seconds"]}
+    # a random tiny model fails every non-neutral frame, and the teacher takes over
+    v = repair["verified"]
+    assert v["checked"] == len(items) and v["fell_back"] == v["failed_first"] > 0
+    assert checks["fallback_rate"] == round(v["fell_back"] / v["checked"], 4)
+    assert repair["au_f1"] == checks["repair"]["au_f1"] == 1.0 and repair["hallucination_rate"] == 0
+    assert off["au_f1"] == checks["off"]["au_f1"] < 1.0
+    by = checks["omission_by_active"]
+    from my_affectgpt.au.facs import active_aus
+    assert sum(r["frames"] for r in by["off"].values()) == sum(bool(active_aus(it.au)) for it in items)
+    assert all(r["omission_rate"] in (None, 0.0) for r in by["repair"].values())
+    text = format_report(repair)
+    assert "Run-time check (reported: verify=repair)" in text and "omission by active AUs" in text

@@ -18,7 +18,7 @@ from ..au.facs import DEFAULT_BANDS, active_aus, au_state_text
 from ..au.teacher import RuleTeacher
 from ..common.errors import InputError
 from ..common.jsonl import jsonl_rows
-from .au_metrics import Scored, score
+from .au_metrics import Scored, omission_by_count, score
 from .au_probes import probes
 
 
@@ -180,9 +180,44 @@ def _rule_teacher(items, probe_states):
     return result, probe_out
 
 
+def _repaired(model, tok, prompts, outputs, gen_kwargs, progress) -> tuple:
+    """The tuned model's outputs as au_agent_verify=repair leaves them: (outputs, statuses,
+    seconds), every distinct prompt checked once and repaired once (models/au_agent/verify.py)."""
+    from ..au.prompts import repair_messages
+    from ..models.au_agent import verify
+    from ..models.base_llm import render_prompt
+    from ..models.generation import generate_texts
+
+    def regenerate(items):
+        rendered = [render_prompt(tok, repair_messages(*it)) for it in items]
+        return generate_texts(model, tok, rendered, progress=progress, **gen_kwargs)
+
+    t0 = time.perf_counter()
+    first = dict(zip(prompts, outputs))
+    distinct = list(first)
+    finals, statuses = verify.verified(distinct, [first[p] for p in distinct], "repair", regenerate)
+    final, status = dict(zip(distinct, finals)), dict(zip(distinct, statuses))
+    return [final[p] for p in prompts], [status[p] for p in prompts], time.perf_counter() - t0
+
+
+def _verify_section(items, prompts, raw, repaired, statuses, seconds) -> dict:
+    """Both readings side by side: figures without and with repair, the checks' counts, the
+    fallback rate and omission by number of active AUs (frames of the data, not the probes)."""
+    from ..models.au_agent import verify
+
+    counts = verify.counts(statuses)
+    off = score([Scored(it.au, o, it.reference) for it, o in zip(items, raw)])
+    rep = score([Scored(it.au, o, it.reference) for it, o in zip(items, repaired)])
+    return {"off": off, "repair": rep, "verified": counts,
+            "fallback_rate": round(counts["fell_back"] / counts["checked"], 4) if counts["checked"] else None,
+            "repair_seconds": round(seconds, 2),
+            "omission_by_active": {"off": omission_by_count(Scored(it.au, o) for it, o in zip(items, raw)),
+                                   "repair": omission_by_count(Scored(it.au, o) for it, o in zip(items, repaired))}}
+
+
 def evaluate(items, *, adapter, base=None, device="cpu", dtype=None, baselines=True,
              batch_size=16, max_new_tokens=96, progress=True, examples=5,
-             side_by_side=None, real=None) -> dict:
+             side_by_side=None, real=None, verify_mode="repair") -> dict:
     """The full report as a dict: the tuned model's figures at the top level, the untuned base
     and the rule teacher under `baselines`, the probe table under `probes`.
 
@@ -219,8 +254,15 @@ def evaluate(items, *, adapter, base=None, device="cpu", dtype=None, baselines=T
     try:
         model, tok = load_for_generation(base, adapter, device=device, dtype=dtype)
         real_prompts = [au_state_text(active_aus(it.au)) for it in real[0]] if real else []
-        generated, elapsed = _describe("tuned", model, tok, prompts + real_prompts, gen_kwargs, progress)
+        raw, elapsed = _describe("tuned", model, tok, prompts + real_prompts, gen_kwargs, progress)
+        fixed, statuses, repair_s = _repaired(model, tok, prompts + real_prompts, raw, gen_kwargs, progress)
+        # the figures at the top level are those of the mode asked (flag keeps the outputs)
+        generated = fixed if verify_mode == "repair" else raw
         generated, real_out = generated[:len(prompts)], generated[len(prompts):]
+        n = len(items)
+        checks = _verify_section(items, prompts[:n], raw[:n], fixed[:n], statuses[:n], repair_s)
+        real_checks = (_verify_section(real[0], real_prompts, raw[len(prompts):], fixed[len(prompts):],
+                                       statuses[len(prompts):], repair_s) if real else None)
         loss = eval_loss(model, tok, items, progress=progress)
         tuned, outputs, tuned_probe = _figures(items, probe_states, prompts, generated, elapsed, loss,
                                                prompts + real_prompts)
@@ -247,6 +289,7 @@ def evaluate(items, *, adapter, base=None, device="cpu", dtype=None, baselines=T
         if pool is not None:
             pool.terminate()  # done by now, or stop it: this process failed
     report = {"adapter": str(adapter), "base_model": str(base), "n_samples": len(items), **tuned,
+              "verify": verify_mode, "verified": checks["verified"], "verify_checks": checks,
               "generation": (f"tuned and untuned base side by side, {split[0]} + {split[1]} threads"
                              if split else f"one model at a time, {all_threads} threads on {device}"),
               "baselines": {}, "examples": [], "probes": []}
@@ -262,15 +305,16 @@ def evaluate(items, *, adapter, base=None, device="cpu", dtype=None, baselines=T
         report["probes"].append({"probe": label, "input": au_state_text(active_aus(au)),
                                  "tuned": t_out, "base": b_out, "rule_teacher": r_out})
     if real:
-        report["real_frames"] = _real_section(*real, real_out)
+        report["real_frames"] = _real_section(*real, real_out, real_checks)
     return report
 
 
-def _real_section(items, provenance, outputs) -> dict:
+def _real_section(items, provenance, outputs, checks) -> dict:
     """Figures of the tuned model and the rule teacher on real frames, with every output."""
     t = RuleTeacher()
     rule = [t.describe(active_aus(it.au)) for it in items]
-    return {"provenance": provenance, "n_samples": len(items),
+    return {"provenance": provenance, "n_samples": len(items), "verify_checks": checks,
+            "verified": checks["verified"],
             "tuned": score([Scored(it.au, o) for it, o in zip(items, outputs)]),
             "rule_teacher": score([Scored(it.au, o) for it, o in zip(items, rule)]),
             "outputs": [{"frame": it.key, "input": au_state_text(active_aus(it.au)), "output": o}
@@ -315,14 +359,36 @@ def format_report(report: dict) -> str:
         if p["base"] is not None:
             lines.append(f"    base:  {p['base'][:300]}")
         lines.append(f"    rule:  {p['rule_teacher']}")
+    lines += _format_checks(report["verify_checks"], report["verify"])
     if "real_frames" in report:
         lines += _format_real(report["real_frames"])
+        lines += _format_checks(report["real_frames"]["verify_checks"], report["verify"])
     if report["examples"]:
         lines += ["", "Examples from the data (input -> output / reference):"]
         for e in report["examples"]:
             lines += [f"- {e['input']}", f"    output:    {e['output']}",
                       f"    reference: {e['reference']}"]
     return "\n".join(lines)
+
+
+def _format_checks(checks: dict, mode: str) -> list:
+    """The tuned model without and with au_agent_verify=repair, and omission by AU count."""
+    from .au_metrics import COUNT_BUCKETS
+
+    v = checks["verified"]
+    lines = ["", f"Run-time check (reported: verify={mode}): {v['checked']} descriptions checked, "
+                 f"{v['failed_first']} failed the judge; repair: {v['regenerated']} fixed by a second "
+                 f"attempt, {v['fell_back']} replaced by the rule teacher (fallback rate "
+                 f"{_fmt(checks['fallback_rate'])}, {checks['repair_seconds']} s)"]
+    cols = [("verify=off", checks["off"]), ("verify=repair", checks["repair"])]
+    lines.append(f"{'metric':<20}" + "".join(f"{name:>16}" for name, _ in cols))
+    lines += [f"{m:<20}" + "".join(f"{_fmt(c.get(m)):>16}" for _, c in cols)
+              for m in ("au_f1", "hallucination_rate", "omission_rate", "band_agreement")]
+    by = checks["omission_by_active"]
+    lines.append("omission by active AUs: " + "  ".join(
+        f"{b}: {_fmt(by['off'][b]['omission_rate'])}->{_fmt(by['repair'][b]['omission_rate'])}"
+        f" (n={by['off'][b]['frames']})" for b in COUNT_BUCKETS if by["off"][b]["frames"]))
+    return lines
 
 
 def _format_real(real: dict) -> list:

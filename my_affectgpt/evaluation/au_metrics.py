@@ -10,7 +10,7 @@ from typing import Iterable, Mapping
 
 from ..au.facs import DEFAULT_BANDS, PRESENCE_ONLY, IntensityBands, active_aus
 from ..au.lexicon import emotion_words, mentioned_aus, mentioned_bands
-from my_affectgpt.au.judge import judge_scores
+from my_affectgpt.au.judge import judge_scores, read_description
 
 # The faithfulness figures both readers give, for the side-by-side `lexicon` entry.
 SHARED_FIGURES = ("au_precision", "au_recall", "au_f1", "hallucination_rate", "band_agreement",
@@ -85,3 +85,22 @@ def lexicon_score(items: list, bands: IntensityBands = DEFAULT_BANDS) -> dict:
             "hallucination_rate": round(halluc / n, 4) if n else None,
             "band_agreement": round(band_ok / band_total, 4) if band_total else None,
             "emotion_word_rate": round(emo / n, 4) if n else None}
+
+
+COUNT_BUCKETS = ("1", "2", "3", "4", "5", "6", "7", "8", "9+")
+
+
+def omission_by_count(items: Iterable[Scored], bands: IntensityBands = DEFAULT_BANDS) -> dict:
+    """{bucket of active AUs: {"frames", "omission_rate"}}: how often an output leaves out an
+    active AU, by how many AUs are active (long states are where it happens)."""
+    rows = {b: [0, 0] for b in COUNT_BUCKETS}
+    for it in items:
+        active = active_aus(it.au, bands)
+        if not active:
+            continue
+        bucket = str(len(active)) if len(active) < 9 else "9+"
+        said = read_description(it.output).present
+        rows[bucket][0] += 1
+        rows[bucket][1] += any(c not in said for c in active)
+    return {b: {"frames": n, "omission_rate": round(k / n, 4) if n else None}
+            for b, (n, k) in rows.items()}

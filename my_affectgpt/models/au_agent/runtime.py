@@ -40,7 +40,6 @@ import numpy as np
 from my_affectgpt.au import prompts as au_prompts
 from my_affectgpt.au.frames import FrameAU, frame_aus
 from my_affectgpt.au.openface import read_openface_csv, video_name
-from my_affectgpt.au.facs import parse_au_state_text
 from my_affectgpt.au.teacher import NEUTRAL_SENTENCE, RuleTeacher
 from my_affectgpt.common.answer_cache import AnswerCache
 from my_affectgpt.common.errors import InputError
@@ -206,28 +205,19 @@ class AUAgent:
         if mode == "off":
             return {t: verify.UNCHECKED for t in answers}
         start = time.perf_counter()
-        bands = self.config.bands
         new = [t for t in answers if t not in self._verdicts]
-        failing = []
-        for t in new:
-            problems = verify.check(t, answers[t], bands)
-            self.stats.checked += 1
-            if not problems:
-                self._verdicts[t] = (answers[t], verify.OK)
-            elif mode == "flag":
-                self._verdicts[t] = (answers[t], verify.FLAGGED)
-            else:
-                failing.append((t, answers[t], problems.feedback()))
-            self.stats.failed_first += bool(problems)
-        for (t, _, _), second in zip(failing, self._second_attempts(failing, progress)):
-            if not verify.check(t, second, bands):
-                self._verdicts[t] = (second, verify.REGENERATED)
-                self.stats.regenerated += 1
-            else:
-                self._verdicts[t] = (self._teacher.describe(parse_au_state_text(t)), verify.TEACHER)
-                self.stats.fell_back += 1
+        finals, statuses = verify.verified(
+            new, [answers[t] for t in new], mode, lambda items: self._second_attempts(items, progress),
+            self.config.bands, self._teacher)
+        for t, final, status in zip(new, finals, statuses):
+            self._verdicts[t] = (final, status)
+        c = verify.counts(statuses)
+        self.stats.checked += c["checked"]
+        self.stats.failed_first += c["failed_first"]
+        self.stats.regenerated += c["regenerated"]
+        self.stats.fell_back += c["fell_back"]
         for t in answers:
-            answers[t] = self._memory[t] = self._verdicts[t][0] if t in self._verdicts else answers[t]
+            answers[t] = self._memory[t] = self._verdicts[t][0]
         self.stats.verify_s += time.perf_counter() - start
         return {t: self._verdicts[t][1] for t in answers}
 

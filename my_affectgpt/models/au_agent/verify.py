@@ -19,6 +19,7 @@ from pathlib import Path
 from my_affectgpt.au.facs import (ACTION_UNITS, DEFAULT_BANDS, PRESENCE_ONLY, IntensityBands,
                                   parse_au_state_text)
 from my_affectgpt.au.judge import read_description
+from my_affectgpt.au.teacher import RuleTeacher
 from my_affectgpt.au.judge.notation import UNCLEAR
 
 # how a frame's final description came about (feature meta `verify`, one per frame)
@@ -76,6 +77,31 @@ def verify_identity(mode: str) -> dict:
     for path in sorted([*folder.glob("*.py"), *folder.glob("data/*.txt"), Path(__file__)]):
         h.update(path.name.encode() + b"\0" + path.read_bytes())
     return {"verify": mode, "judge": h.hexdigest()[:16]}
+
+
+def verified(prompts, answers, mode: str, regenerate, bands: IntensityBands = DEFAULT_BANDS,
+             teacher=None) -> tuple:
+    """(final descriptions, statuses) for distinct `prompts` and the model's `answers` to them.
+
+    `regenerate(items)` gives second attempts for (prompt, first answer, feedback) items, in
+    order; it is called once, for the failing prompts only (repair mode)."""
+    if mode == "off":
+        return list(answers), [UNCHECKED] * len(answers)
+    finals, statuses, failing = list(answers), [OK] * len(answers), []
+    for i, (prompt, answer) in enumerate(zip(prompts, answers)):
+        problems = check(prompt, answer, bands)
+        if problems:
+            statuses[i] = FLAGGED
+            if mode == "repair":
+                failing.append((i, (prompt, answer, problems.feedback())))
+    if failing:
+        teacher = teacher or RuleTeacher(bands)
+        for (i, (prompt, _, _)), second in zip(failing, regenerate([it for _, it in failing])):
+            if not check(prompt, second, bands):
+                finals[i], statuses[i] = second, REGENERATED
+            else:
+                finals[i], statuses[i] = teacher.describe(parse_au_state_text(prompt)), TEACHER
+    return finals, statuses
 
 
 def counts(statuses) -> dict:
