@@ -279,7 +279,7 @@ def main(argv=None) -> int:
     chain_frames = seeded_order(frames, chain_calls, a.seed)  # the same order, its first frames
     cfg = AUAgentConfig(base_model=model_spec, lora_weights=a.adapter, device=a.device,
                         cache_path=str(work / "descriptions.sqlite"), batch_size=a.batch_size,
-                        max_new_tokens=cap, dtype=dtype)
+                        max_new_tokens=cap, dtype=dtype, verify="off")   # generation only
     Path(cfg.cache_path).unlink(missing_ok=True)
 
     ref, greedy, prompt, batched = Timed(), Timed(), Timed(), Timed()
