@@ -25,6 +25,7 @@ import argparse
 import json
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
@@ -106,6 +107,15 @@ def main() -> int:
             if got["present"] != r["present"] or sorted(got["absent"]) != sorted(r["absent"]):
                 print(f"\n{r['id']}: {r['text']}\n  gold  {r['present']} absent {r['absent']}"
                       f"\n  judge {got['present']} absent {got['absent']}")
+    if a.judge_from is None:
+        from my_affectgpt.au.judge import read_description
+
+        texts = [r["text"] for r in rows]
+        texts = (texts * (800 // len(texts) + 1))[:800]
+        t0 = time.perf_counter()
+        for t in texts:
+            read_description(t)
+        print(f"\nspeed: 800 of these texts read in {time.perf_counter() - t0:.2f} s (one process)")
     if a.json:
         Path(a.json).write_text(json.dumps({"judge": judge, "lexicon": lexicon}, indent=1) + "\n")
     return 0

@@ -51,16 +51,20 @@ def test_judge_agrees_with_the_gold_set():
     assert gpt["present_f1"] >= 0.88 and gpt["band_agreement"] >= 0.88, gpt
 
 
-# --- the second gold set, written fresh (issue 27) -------------------------------------------------
-GOLD2 = DATA / "au_judge_gold2.jsonl"
+# --- the gold sets written fresh (issue 27): 2 (dev/test by writer), 3 and 4 (fresh held-out checks)
 KINDS = {"facs_coder", "lay", "clinical", "llm_prose"}
+FRESH = {  # floors a little under the measured figures (bench/RESULTS.md)
+    "au_judge_gold2.jsonl": {"all": 0.97, "kind": 0.95, "absent": 0.93, "band": 0.95},
+    "au_judge_gold3.jsonl": {"all": 0.97, "kind": 0.95, "absent": 0.93, "band": 0.95},
+    "au_judge_gold4.jsonl": {"all": 0.95, "kind": 0.93, "absent": 0.89, "band": 0.94},
+}
 
 
-def test_second_gold_set_is_well_formed():
-    rows = [json.loads(line) for line in GOLD2.read_text(encoding="utf-8").splitlines()]
-    assert len(rows) >= 300 and len({r["id"] for r in rows}) == len(rows)
+@pytest.mark.parametrize("name", sorted(FRESH))
+def test_fresh_gold_set_is_well_formed(name):
+    rows = [json.loads(line) for line in (DATA / name).read_text(encoding="utf-8").splitlines()]
+    assert len(rows) >= 160 and len({r["id"] for r in rows}) == len(rows)
     assert set(Counter(r["writer"] for r in rows)) == KINDS
-    assert {r["split"] for r in rows} == {"dev", "test"}
     for r in rows:
         assert set(r["present"]) <= set(ALL_CODES) and set(r["absent"]) <= set(ALL_CODES)
         assert all(b is None or b == "unclear" or b in DEFAULT_BANDS.names for b in r["present"].values())
@@ -68,16 +72,17 @@ def test_second_gold_set_is_well_formed():
         # the state each text was written from, fixed first
         assert set(r["written_from"]["active"]) <= set(ALL_CODES)
         assert r["agreement"] in ("both annotators", "adjudicated")
-    assert (DATA / "au_judge_gold2_making" / "README.md").is_file()
+    assert (DATA / name.replace(".jsonl", "_making") / "README.md").is_file()
 
 
-def test_judge_agrees_with_the_second_gold_set():
-    """Floors a little under the measured figures (bench/RESULTS.md): a change that makes the
-    judge read any kind of writer worse fails."""
-    rows = load_gold(GOLD2, SHARED)
+@pytest.mark.parametrize("name", sorted(FRESH))
+def test_judge_agrees_with_the_fresh_gold_sets(name):
+    """A change that makes the judge read any kind of writer worse fails."""
+    floor = FRESH[name]
+    rows = load_gold(DATA / name, SHARED)
     by_writer = agreement_by_writer(rows, lambda text: read_description(text).to_json())
     overall = by_writer["all"]
-    assert overall["present_f1"] >= 0.97 and overall["absent_f1"] >= 0.93, overall
-    assert overall["band_agreement"] >= 0.95, overall
+    assert overall["present_f1"] >= floor["all"] and overall["absent_f1"] >= floor["absent"], overall
+    assert overall["band_agreement"] >= floor["band"], overall
     for kind in KINDS:
-        assert by_writer[kind]["present_f1"] >= 0.95, (kind, by_writer[kind])
+        assert by_writer[kind]["present_f1"] >= floor["kind"], (kind, by_writer[kind])

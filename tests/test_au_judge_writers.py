@@ -198,3 +198,30 @@ def test_more_everyday_constructions(text, expected):
 def test_third_round_constructions(text, expected, absent):
     r = read_description(text)
     assert (r.present, r.absent) == (expected, absent), r.to_json()
+
+
+@pytest.mark.parametrize("text, expected, absent", [
+    # FACS codes spoken and transcribed
+    ("Action unit four, trace.", {"AU04": "trace"}, ()),
+    ("A U six at C, twelve D, and no twenty-three.", {"AU06": "marked", "AU12": "severe"}, ("AU23",)),
+    ("Nine B, one at A, plus a twenty-eight.", {"AU01": "trace", "AU09": "slight", "AU28": None}, ()),
+    ("There were two lines at the corner of one eye.", {}, ()),          # not a coder's text
+    # structured answers
+    ('{"upper_lids": "raised to the extreme", "dimples": "none", "lip_corners": "a trace downward"}',
+     {"AU05": "severe", "AU15": "trace"}, ("AU14",)),
+    ("brows: inner ends resting, not lifted\nabsent_actions: [cheek raise, jaw drop]",
+     {}, ("AU01", "AU06", "AU26")),
+    ("lips: tightened noticeably and sucked in between the teeth", {"AU23": "marked", "AU28": None}, ()),
+    ("brows: lowering; trace of outer lift", {"AU02": "trace", "AU04": None}, ()),
+    # more everyday and clinical words
+    ("The inside part of her eyebrows goes up a tiny bit.", {"AU01": "trace"}, ()),
+    ("Lips is a little bit open.", {"AU25": "slight"}, ()),
+    ("Head extended, chin tipped up.", {}, ()),
+    ("Slight mandibular descent.", {"AU26": "slight"}, ()),
+    ("Lateral frontalis nil.", {}, ()),
+    ("A faint lift at the centre of the upper lip.", {}, ()),          # not the inner brows
+    ("Zygomaticus minor (the lesser zygomatic muscle) deepens the fold.", {}, ()),
+])
+def test_fourth_round_constructions(text, expected, absent):
+    r = read_description(text)
+    assert (r.present, r.absent) == (expected, absent), r.to_json()

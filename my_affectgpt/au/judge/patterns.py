@@ -89,4 +89,6 @@ def lower(text: str) -> str:
     low = text.lower()
     if len(low) != len(text):
         low = "".join(c if len(c.lower()) != 1 else c.lower() for c in text)
-    return low.replace("\u2019", "'")
+    low = low.replace("\u2019", "'")
+    # "upper_lids", "lip_corners": keys of structured answers read as words (not "AU06_r")
+    return re.sub(r"(?<=[a-z])_(?=[a-z])", " ", low) if "_" in low else low

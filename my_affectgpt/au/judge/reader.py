@@ -122,7 +122,8 @@ def _mentions(t: _Text) -> tuple[list, list]:
                 m = add(lex[left], s, cl, s.t0, _is_clausal(t, lex[left], s))
                 partner_of[left] = (m, s, "left")
             elif right is not None and (trail or V.combo(s.name, lex[right].name) is not None) \
-                    and not (lex[right].name == "teeth" and "over" in t.words[s.t1:lex[right].t0]):
+                    and not (lex[right].name == "teeth" and {"over", "between", "behind", "against", "into"}
+                             & set(t.words[s.t1:lex[right].t0])):     # "sucked in over the teeth"
                 move, last = trail or (s, lex[right])
                 m = add(s, last, V.combo(move.name, lex[right].name), s.t0)
                 partner_of[right] = (m, s, "right")
@@ -237,7 +238,8 @@ def _trailing(t: _Text, lex: list, j: int, verb: str):
 
 
 _AFTER_ORPHAN = frozenset("and or but in at to with nor over against toward towards into onto across "
-                          "behind from while".split())
+                          "behind from while between beneath under below above by via as so until "
+                          "all".split())
 
 
 def _heading_part(t: _Text, lex: list, i: int):
@@ -281,12 +283,12 @@ def _orphan_in_sentence(t: _Text, lex: list, i: int):
     if not between & T.ORPHAN_COORD or between & T.DETERMINERS and "with" not in between \
             or not t.filler(lex[i - 1].t1, s.t0, T.ORPHAN_OK | T.DETERMINERS, 7):
         return None
-    nxt = t.words[s.t1] if s.t1 < len(t.words) else "."
+    nxt = t.words[s.t1] if s.t1 < len(t.words) and t.same(s.t1, s.t0) else "."
     if nxt[0].isalpha() and nxt not in _AFTER_ORPHAN \
             and s.t1 not in t.band_tok and not nxt.endswith("ly"):
         return None                          # "the lower face": it modifies a noun of its own
     for j in range(i - 1, -1, -1):
-        if not t.same(lex[j].t0, s.t0) or s.t0 - lex[j].t1 > 12:
+        if not t.same(lex[j].t0, s.t0) or s.t0 - lex[j].t1 > 16:
             return None
         if lex[j].kind == "part":
             return j
@@ -333,7 +335,7 @@ def _negate(t: _Text, ments: list) -> None:
     for s in t.scope:
         if s.kind in ("post", "neg"):
             follows = t.words[s.t1] if s.t1 < len(t.words) else "."
-            alone = s.kind == "post" or (follows in _SENT_END | {",", ")"}
+            alone = s.kind == "post" or (follows in _SENT_END | {",", ")", "\"", "'", "}", "]"}
                                          and t.words[s.t0] in {"no", "none", "absent", "not"})
             if not (alone and deny_back(s.t0)):
                 prefix.append(s)

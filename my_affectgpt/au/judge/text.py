@@ -47,7 +47,7 @@ class Text:
             self.sent.append(n)
             self.line.append(ln)
         self.denied_blocks = _denied_blocks(self, low)
-        codes = [(a, b, _CODE_ROW) for a, b in notation.code_spans(low)]
+        codes = [(a, b, _CODE_ROW) for a, b in notation.code_spans(low, text)]
         self.lex = _pronouns_resolved(self, _glosses_dropped(self, self._spans(V.LEXICON, low, codes)))
         self.scope = self._spans(T.SCOPES, low)
         negs = [(s.c0, s.c1) for s in self.scope if s.kind != "contrast"]
@@ -138,7 +138,8 @@ def _pronouns_resolved(t: Text, lex: list) -> list:
 _NOT_OBSERVED = re.compile(
     r"(?:^|\n)[ \t]*(?:[-*•#>]+[ \t]*)?(?:\*\*|__)?[ \t]*(?:not\s+(?:observed|present|seen|visible|"
     r"detected|noted|coded|scored|active)|absent|missing|none\s+(?:observed|seen|present))"
-    r"[ \t]*(?:\*\*|__)?[ \t]*:(?:[ \t]*(?:\*\*|__))?")
+    r"(?:[ _](?:actions?|aus?|action\s+units|movements?|features|findings))?"     # absent_actions:
+    r"[ \t]*(?:\*\*|__)?[\"']?[ \t]*:(?:[ \t]*(?:\*\*|__))?")
 _BULLET = {"-", "*", "•", "–"}
 
 

@@ -25,14 +25,14 @@ DET = r"(?:(?:the|her|his|their|its|both|each|either|\w+['’]s)\s+)?"   # "Elle
 BROW = r"(?:eye[- ]?)?brows?"
 SEG = W("ends?", "corners?", "parts?", "portions?", "edges?", "sections?", "heads?", "halves",
         "half", "tips?", "points?", "segments?", "regions?", "areas?", "sides?", "margins?",
-        "fibres", "fibers", "tails?", "thirds?")
+        "fibres", "fibers", "tails?", "thirds?", "bits?")
 _BARE_SEG = W("ends?", "tips?", "parts?", "portions?", "halves", "half", "heads?", "thirds?",
-              "sections?", "bits?", r"corners?(?!\s+of)")
+              "sections?", "bits?", "tails?", r"(?<=inner\s)corners?(?!\s+of)")
 EYE_SEG = W("corners?", "edges?", "sides?", "outer corners?", "outer edges?")
 
 
 def _brow_part(side: str) -> str:
-    return alt(rf"{side}[- ]{BROW}(?:\s+{SEG})?", rf"{side}\s+{SEG}\s+of\s+{DET}{BROW}",
+    return alt(rf"{side}[- ]{BROW}(?:\s+{SEG})?", rf"{side}\s+(?:\(\w+\)\s+)?{SEG}\s+of\s+{DET}{BROW}",
                rf"{BROW}['’]?s?\s+{side}\s+{SEG}")
 
 
@@ -40,7 +40,7 @@ _BOTH_SIDES = r"(?:both\s+)?(?:the\s+)?(?:inner\s+and\s+(?:the\s+)?outer|outer\s
 
 
 PARTS: dict[str, str] = {
-    "inner_brows": alt(_brow_part(W("inner", "medial")), rf"{W('inner', 'medial', 'inside')}\s+{_BARE_SEG}",
+    "inner_brows": alt(_brow_part(W("inner", "medial", "inside", "middle")), rf"{W('inner', 'medial', 'inside')}\s+{_BARE_SEG}",
                        r"(?:medial|central)\s+forehead", r"mid-?forehead",
                        rf"(?:middle|cent(?:er|re))\s+of\s+{DET}{BROW}"),
     "outer_brows": alt(_brow_part(W("outer", "lateral")), rf"{BROW}\s+tails?",
@@ -67,7 +67,7 @@ PARTS: dict[str, str] = {
     "corners": r"corners?",
     "lips": r"lips?|vermilions?(?:\s+borders?)?",
     "mouth": r"mouth|(?:peri)?oral(?!\s+commissures?)",
-    "jaw": r"(?:lower\s+)?jaw(?:\s*line)?|mandible",
+    "jaw": r"(?:lower\s+)?jaw(?:\s*line)?|mandible|mandibular",
     "chin": r"chin(?:\s+boss)?|mentum|mental\s+(?:region|crease)",
     "upper_face": alt(r"upper[- ](?:half\s+of\s+(?:the\s+)?)?face", r"upper[- ]facial(?:\s+region)?",
                       rf"top\s+half\s+of\s+{DET}face", r"brow\s+and\s+eye\s+(?:region|area)s?"),
@@ -95,7 +95,7 @@ DIR_VERBS = V("pull", "draw", "push", "turn", "curl", "tug!", "move", "go", "per
               "inch", "edge", "yank", "jerk", "hoist", "crook", "ride", "pop!", "float", "drift",
               "arc", "sink", "slide", "tip!", "kick", "crawl", "drag!", "haul", "wrench", "shove",
               "nudge", "dip!", "come", "fling", "hike", "strain", "crash", "slam!", "snap!", "plunge",
-              "dive")
+              "dive", "hang", "let")
 _SIDEWAYS = "back backward backwards sideways laterally outward outwards horizontally"
 _SIDE_WORDS = W(*_SIDEWAYS.split(), r"wide(?!\s+open)", "widely")
 _IN = r"in(?!\s+(?:a|an|the)\b)"    # "drawn in", not "pressed in a line"
@@ -104,18 +104,20 @@ DIR = alt(DIR_VERBS, r"drawn", r"went", r"gone", r"goes", r"bent", r"swept", r"f
           r"came", r"flung")
 _DIR_NOUN = V("pull", "push", "turn", "curl", "tilt", "curve", "lift", "draw", "stretch", "spread",
               "movement", "tug!", "drag!", "shift", "slant", "hitch", "tension", "traction")                      # "an upward pull", "a sideways stretch"
-_TRAIL = (r"(?:\s+(?:(?:just|only)\s+)?(?:a\s+(?:little|bit|touch|hair|tad|smidge|fraction|trace)|"
-          r"slightly|some|\w+ly))?")
+_TRAIL = (r"(?:\s+(?:(?:just|only)\s+)?(?:a\s+(?:little|bit|touch|hair|tad|smidge|fraction|trace|"
+          r"tiny\s+bit|little\s+bit|lot)|slightly|some|very\s+much|quite\s+much|much|\w+ly))?")
 _BARE_END = (rf"{_TRAIL}"
              r"(?=\s*(?:[.,;:!)\n—–-]|$|\b(?:and|but|with|while)\b))")
 _RAISE_ARCH = alt(RAISE, r"arched|arching|arches", rf"{DIR}\s+{UP}")
 MOVES: dict[str, str] = {
     "raise_inner": alt(rf"{_RAISE_ARCH}{ADVERB}\s+(?:in|at|toward|towards)\s+the\s+"
-                       rf"{W('middle', 'center', 'centre')}", rf"{RAISE}\s+medially",
-                       rf"{_RAISE_ARCH}(?:\s+up)?{ADVERB}\s+at\s+the\s+inner\s+{SEG}",
-                       rf"{W('medial', 'inner', 'central')}\s+{RAISE}", rf"medially\s+{RAISE}"),
-    "raise_outer": alt(rf"{_RAISE_ARCH}(?:\s+up)?{ADVERB}\s+at\s+the\s+outer\s+{SEG}", rf"{RAISE}\s+laterally",
-                       rf"{W('lateral', 'outer')}\s+{RAISE}"),
+                       rf"{W('middle', 'center', 'centre')}(?!\s+of\s+{DET}(?:upper\s+|lower\s+|top\s+)?"
+                       r"(?:lips?|mouth|chin|nose))", rf"{RAISE}\s+medially",
+                       rf"{_RAISE_ARCH}(?:\s+up)?{ADVERB}\s+at\s+the\s+inner\s+{SEG}"),
+    # "an inner lift", "medial elevation": the brows go without saying
+    "raise_inner_noun": alt(rf"{W('medial', 'inner', 'central')}\s+{RAISE}", rf"medially\s+{RAISE}"),
+    "raise_outer": alt(rf"{_RAISE_ARCH}(?:\s+up)?{ADVERB}\s+at\s+the\s+outer\s+{SEG}", rf"{RAISE}\s+laterally"),
+    "raise_outer_noun": rf"{W('lateral', 'outer')}\s+{RAISE}",
     "up": alt(rf"{DIR}{ADVERB}\s+{UP}{_TRAIL}", r"up[- ]?turned", r"turned[- ]up", r"upturn(?:s|ing)?",
               rf"{UP}\s+{_DIR_NOUN}", r"upwards?"),
     "down": alt(rf"{DIR}{ADVERB}\s+{DOWN}{_TRAIL}", r"down[- ]?turned", r"turned[- ]down",
@@ -125,7 +127,8 @@ MOVES: dict[str, str] = {
     "down_bare": rf"down{_BARE_END}",
     "raise": RAISE,
     "retract": alt(V("retract"), r"retractions?"),
-    "lower": alt(V("lower", "depress", "dip!", "sink"), r"depressors?", r"depression", r"sank|sunk"),
+    "lower": alt(V("lower", "depress", "dip!", "sink", "descend"), r"depressors?", r"depression",
+                 r"sank|sunk", r"descent"),
     "drop": alt(V("drop!", "slacken", "hang"), r"slack", r"hung", r"fall(?:s|en|ing)?",
                 r"fell", r"loosen(?:s|ed|ing)?", r"unhinged"),
     "together": alt(rf"{alt(DIR, V('knit!', 'pinch', 'bring', 'come', 'squeeze', 'gather', 'scrunch', 'crush'))}"
@@ -148,7 +151,7 @@ MOVES: dict[str, str] = {
                      rf"(?:\s+wide)?\s+open"),
     "widen": alt(V("widen"), r"wide", r"wider", rf"{V('open')}{ADVERB}\s+wider"),
     "stare": r"star(?:e|es|ed|ing)",
-    "slightly_open": alt(rf"{WS('slightly a_little a_bit barely just partly partially half')}"
+    "slightly_open": alt(rf"{WS('slightly a_little a_bit a_little_bit little a_tiny_bit barely just partly partially half')}"
                          r"[- ]?(?:open(?:ed|s|ing)?|ajar)", r"ajar",
                          rf"{WS('somewhat faintly marginally minimally a_touch')}\s+open(?:ed)?"),
     "open": alt(V("open"), rf"{alt(V('drop!', 'fall', 'hang', 'swing'), 'fell', 'hung')}"
@@ -190,7 +193,7 @@ MOVES: dict[str, str] = {
                  rf"{alt(V('stretch', 'pull', 'spread', 'tug!'), 'traction')}",
     "side": alt(rf"{alt(DIR, V('stretch', 'spread'))}(?:\s+out)?{ADVERB}\s+"
                 rf"{_SIDE_WORDS}",
-                rf"{alt(DIR, V('stretch'))}\s+to\s+(?:the|both|either)\s+sides?",
+                rf"{alt(DIR, V('stretch'))}(?:\s+out)?\s+to\s+(?:the|both|either)\s+sides?",
                 rf"{WS('sideways lateral horizontal outward backward')}\s+{_DIR_NOUN}"),
     "inward": alt(rf"{alt(DIR, V('tuck', 'suck', 'roll', 'press'))}{ADVERB}\s+"
                   rf"{W(_IN, 'inward', 'inwards', 'inside')}",
@@ -203,7 +206,7 @@ MOVES: dict[str, str] = {
                  rf"(?:{WS('together shut closed tight tightly firmly')}"
                  r"|in(?:to)?\s+an?\s+(?:\w+\s+)?line))?"),
     "thin": r"thinned|thinning|thins",
-    "part": alt(r"parts|parted|parting|part(?!\s+of)", rf"{DIR}{ADVERB}\s+apart",
+    "part": alt(r"parts(?!\s+of)|parted|parting|part(?!\s+of)", rf"{DIR}{ADVERB}\s+apart",
                 r"(?:wide|far|well|way)\s+apart", r"apart(?!\s+from)", V("separate"),
                 r"separation", r"unsealed", r"(?:gap|space|opening|daylight)\s+between"),
     "pout": V("pout"),
@@ -243,6 +246,8 @@ DENY_ONLY_MOVES = frozenset({"motion"})
 _COMBOS = """
 raise_inner: brows,inner_brows,forehead=01
 raise_outer: brows,outer_brows=02
+raise_inner_noun: brows,inner_brows,forehead,_=01
+raise_outer_noun: brows,outer_brows,_=02
 raise: inner_brows=01 outer_brows=02 brows,forehead=01+02 lids=05 lower_lids=07 cheeks=06
     upper_lip=10 lip_corners=12 lower_lip,chin=17
 up: inner_brows=01 outer_brows=02 brows=01+02 lids=05 lower_lids=07 cheeks=06 lips=10
@@ -399,8 +404,8 @@ CUES: list[tuple[str, tuple | str]] = [
     (r"orange[- ]peel", ("AU17",)),
     (r"bunny\s+lines", ("AU09",)),
     (r"narrow\s+slits?|slit[- ]like|slitted", UNMAPPED),      # "the eyes are narrow slits": AU42
-    (rf"{V('lift', 'raise', 'tilt', 'tip!', 'jut!', 'stick')}\s+(?:up\s+)?(?:his|her|their|one's)\s+chin",
-     UNMAPPED),                     # "he lifted his chin": the head, not the chin raiser
+    (alt(rf"{V('lift', 'raise', 'tilt', 'tip!', 'jut!', 'stick')}\s+(?:up\s+)?(?:his|her|their|one's)\s+chin",
+         rf"chin\s+{alt(V('tip!', 'tilt', 'jut!'), 'thrust')}\s+(?:up|upward|forward)"), UNMAPPED),                     # "he lifted his chin": the head, not the chin raiser
     (alt(r"(?:eye|gaze)\s+(?:movements?|shifts?|darts?)",
          r"eyes?\s+(?:do(?:es)?\s+not|don['’]t|doesn['’]t|never)\s+(?:move|wander|dart|shift)"),
      UNMAPPED),                     # gaze, not the lids: "no eye movement" denies no AU
@@ -433,7 +438,9 @@ MUSCLES: list[tuple[str, tuple | str]] = [
     (ORBICULARIS_OCULI, ("AU06",)),     # the reader makes it AU07 when tied to lid tightening
     (alt(r"levator\s+labii\s+superioris\s+alaeque\s+nasi", r"llsan"), ("AU09",)),
     (alt(r"levator\s+labii(?:\s+superioris)?", r"lls"), ("AU10",)),
-    (alt(r"zygomatic(?:us)?\s+major", r"zygomaticus(?!\s+minor)"), ("AU12",)),
+    (alt(r"zygomatic(?:us)?\s+major", r"zygomaticus(?!\s+minor)",
+         r"(?<!lesser\s)(?<!minor\s)zygomatic(?!\s+(?:minor|arch|bone|process|region|area))"),
+     ("AU12",)),
     (r"buccinator", ("AU14",)),
     (alt(r"depressor\s+anguli\s+oris", r"triangularis", r"dao"), ("AU15",)),
     (r"mentalis", ("AU17",)),
@@ -448,7 +455,7 @@ MUSCLES: list[tuple[str, tuple | str]] = [
 # active" (REST_AFTER, with link verbs and adverbs between)
 REST_BEFORE = frozenset("relaxed relaxing relaxation resting inactive inactivity quiescent "
                         "neutral idle dormant disengaged lax release released releasing".split())
-REST_AFTER = REST_BEFORE | frozenset("relaxes relax rest inert silent quiet".split())
+REST_AFTER = REST_BEFORE | frozenset("relaxes relax rest inert silent quiet nil flat off zero".split())
 REST_STATE = frozenset("active activated engaged contracted contracting contracts contract "
                        "firing recruited involved".split())   # after "not": "is not active"
 

@@ -20,7 +20,7 @@ BAND_TERMS = {   # the judge's own table, from the guideline ("_" joins a multi-
                     "the_slightest_bit the_tiniest_bit the_teeniest_bit the_smallest_bit"),
     "slight": _words("slight slightly mild mildly light lightly gentle gently weak weakly small "
                      "a_little a_bit somewhat modest modestly low soft softly mildest lightest "
-                     "gentlest weakest a_tad a_lil a_lil_bit lil"),
+                     "gentlest weakest a_tad a_lil a_lil_bit lil little a_little_bit"),
     "marked": _words("marked markedly pronounced moderate moderately noticeable noticeably notable "
                      "notably clear "
                      "clearly evident evidently distinct distinctly medium definite definitely "
@@ -116,7 +116,7 @@ PRE_FILLER = _MUSCLE_ACTION | DESCRIPTIVE | _set(
     "simultaneous accompanying concurrent corresponding associated apparent observable "
     "detectable perceptible discernible consistent coordinated present active engaged upward "
     "downward")
-POST_FILLER = _MUSCLE_ACTION | _set("| "
+POST_FILLER = _MUSCLE_ACTION | _set("| the "
     "is are was were appears appear seems seem looks remains to be at with of a an in ( ) : - – "
     "= , intensity level degree strength amplitude magnitude grade so that which quite fairly "
     "but visible present active engaged only")
@@ -128,13 +128,13 @@ RIGHT_FILLER = DETERMINERS | _set("of in at on around across to along near by ab
 LIGHT_VERBS = _set("held hold holds kept keep keeps flung thrown caught left come came coming "
                    "gone become grown set sit sits sat fall falls fell fallen rest rests")
 LEFT_FILLER = LINK_VERBS | ADVERBS | DETERMINERS | NOT_FORMS | DESCRIPTIVE | LIGHT_VERBS | _set(
-    "not no neither never in into being cannot : - – of themselves itself * ** , |")
+    "not no neither never in into being cannot : - – of themselves itself * ** , | \" '")
 LIST_SEP = COORDINATORS | DETERMINERS | _set("nor neither")
 ORPHAN_COORD = _set(", and or nor but not yet then than of with along while whilst though although / |")
 ORPHAN_OK = (COORDINATORS | LINK_VERBS | ADVERBS | STATE_WORDS | NOT_FORMS | ORPHAN_COORD
-             | _set("no rest rather instead degree extent force maximum remaining staying region area "
+             | _set("no rest rather instead degree extent force maximum remaining staying region area resting "
                     "zone there"))
-POSTFIX_GAP = _set(": ( ) , - – = is are")
+POSTFIX_GAP = _set(": ( ) , - – = is are \" '")
 BAND_JOIN = _set("but yet and -")
 
 
