@@ -86,3 +86,26 @@ def test_judge_agrees_with_the_fresh_gold_sets(name):
     assert overall["band_agreement"] >= floor["band"], overall
     for kind in KINDS:
         assert by_writer[kind]["present_f1"] >= floor["kind"], (kind, by_writer[kind])
+
+
+def test_fresh_sets_were_written_from_the_seeded_states(tmp_path, monkeypatch):
+    """Every row's `written_from` is the state tests/data/make_gold_states.py makes again."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("make_gold_states", DATA / "make_gold_states.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    monkeypatch.chdir(tmp_path)
+    letters = {"A": "trace", "B": "slight", "C": "marked", "D": "severe", "E": "maximum", None: None}
+    for n in (2, 3, 4):
+        mod.main(["--set", str(n)])
+        states = {s["id"]: s for p in tmp_path.glob("states_*.jsonl")
+                  for s in map(json.loads, p.read_text().splitlines())}
+        rows = [json.loads(line) for line in (DATA / f"au_judge_gold{n}.jsonl").read_text().splitlines()]
+        assert len(rows) == len(states)
+        for r in rows:
+            s = states[r["id"]]
+            assert r["written_from"]["active"] == {c: letters[v] for c, v in s["active"].items()}
+            assert r["written_from"]["denied"] == s["deny"] and r["written_from"]["other"] == s["other"]
+        for p in tmp_path.glob("states_*.jsonl"):
+            p.unlink()

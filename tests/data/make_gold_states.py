@@ -1,7 +1,11 @@
-"""AU states for the second judge gold set, fixed before any text is written.
+"""AU states for the judge's fresh gold sets, fixed before any text is written.
 
-8 writer agents (4 kinds x 2), 45 states each: 5 distractors (no AU of the 18 active),
-7 dense (8-14 active), 33 regular (1-7 active, EMFACS-like co-occurrence or random).
+    python tests/data/make_gold_states.py --set 2    # 8 writers (4 kinds x a, b), 45 states each
+    python tests/data/make_gold_states.py --set 3    # writers c, d, 20 states each
+    python tests/data/make_gold_states.py --set 4    # writers e, f, 20 states each
+
+Per writer: distractors (no AU of the 18 active), dense states (8-14 active), regular ones (1-7
+active, EMFACS-like co-occurrence or random); 45 states = 5 + 7 + 33, 20 = 2 + 4 + 14.
 Each state: active AUs with a FACS intensity letter (AU28: presence only), AUs the text
 must explicitly deny, and movements outside OpenFace's 18 AUs the text must mention.
 """
@@ -57,16 +61,26 @@ def state(rng, kind):
     return {"active": act, "deny": sorted(deny), "other": other,
             "kind": kind, "negation_heavy": negation_heavy}
 
-def main():
-    """Writes states_<kind>_<a|b>.jsonl into the current directory."""
-    rng = random.Random(20261208)
+# set: (seed, writer letters, distractor / dense / regular states per writer)
+SETS = {2: (20261207, "ab", (5, 7, 33)), 3: (20261208, "cd", (2, 4, 14)), 4: (20261209, "ef", (2, 4, 14))}
+
+
+def main(argv=None):
+    """Writes states_<kind>_<writer>.jsonl into the current directory."""
+    import argparse
+
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--set", type=int, choices=sorted(SETS), required=True)
+    gold = p.parse_args(argv).set
+    seed, writers, (n_distractor, n_dense, n_regular) = SETS[gold]
+    rng = random.Random(seed)
     for k in KINDS:
-        for agent in "cd":
-            kinds = ["distractor"] * 2 + ["dense"] * 4 + ["regular"] * 14
+        for agent in writers:
+            kinds = ["distractor"] * n_distractor + ["dense"] * n_dense + ["regular"] * n_regular
             rng.shuffle(kinds)
             with open(f"states_{k}_{agent}.jsonl", "w") as f:
                 for i, sk in enumerate(kinds):
-                    s = {"id": f"g3-{k}-{agent}-{i:03d}", **state(rng, sk)}
+                    s = {"id": f"g{gold}-{k}-{agent}-{i:03d}", **state(rng, sk)}
                     f.write(json.dumps(s) + "\n")
 
 
