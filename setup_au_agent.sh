@@ -197,15 +197,24 @@ step 5/5 "done in $(elapsed)"
 "$PYTHON" - "$report" <<'EOF'
 import json, sys
 r = json.load(open(sys.argv[1], encoding="utf-8"))
-rows = [("tuned", r)] + list(r["baselines"].items())
+checks = r["verify_checks"]
+rows = [("tuned, verify off", checks["off"]), ("tuned, verify repair", checks["repair"])]
+rows += list(r["baselines"].items())
 real = r.get("real_frames")
 if real:
-    rows += [(f"{name} (real)", real[name]) for name in ("tuned", "rule_teacher")]
+    rc = real["verify_checks"]
+    rows += [("tuned, off (real)", rc["off"]), ("tuned, repair (real)", rc["repair"]),
+             ("rule_teacher (real)", real["rule_teacher"])]
 print(f"  held-out split ({r['n_samples']} samples)" + (f"; real OpenFace frames ({real['n_samples']})" if real else ""))
 for name, m in rows:
     band = m["band_agreement"]
-    print(f"  {name:<20} AU-F1 {m['au_f1']:.3f}  hallucination {m['hallucination_rate']:.3f}  "
-          f"band agreement {band if band is not None else float('nan'):.3f}")
+    print(f"  {name:<22} AU-F1 {m['au_f1']:.3f}  hallucination {m['hallucination_rate']:.3f}  "
+          f"omission {m['omission_rate']:.3f}  band agreement {band if band is not None else float('nan'):.3f}")
+for label, c in [("held-out split", checks)] + ([("real frames", real["verify_checks"])] if real else []):
+    v = c["verified"]
+    print(f"  run-time check, {label}: {v['failed_first']} of {v['checked']} descriptions failed the judge; "
+          f"{v['regenerated']} fixed by a second attempt, {v['fell_back']} by the rule teacher "
+          f"(fallback rate {c['fallback_rate']})")
 EOF
 cat <<EOF
 adapter: $adapter

@@ -97,7 +97,8 @@ def test_whole_run_on_a_tiny_model(tmp_path):
     assert source["frames_per_video"] == 2 and 0 < real_report["n_samples"] <= 2 * source["videos"]
     assert real_report["provenance"]["training_data"] == ["data/au_instructions/train.jsonl",
                                                           "data/au_instructions/val.jsonl"]
-    assert "real OpenFace frames" in r.stdout and "tuned (real)" in r.stdout
+    assert "real OpenFace frames" in r.stdout and "tuned, off (real)" in r.stdout
+    assert "run-time check, real frames:" in r.stdout and "tuned, verify repair" in r.stdout
 
 
 def _processes_in(folder: Path) -> list:
