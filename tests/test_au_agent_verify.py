@@ -10,7 +10,6 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from conftest import REPO
 from my_affectgpt.au.facs import ALL_CODES, DEFAULT_BANDS, PRESENCE_ONLY, au_state_text
 from my_affectgpt.au.simulate import write_dataset
 from my_affectgpt.au.teacher import RuleTeacher
@@ -38,10 +37,27 @@ def test_what_fails_the_check(text, missing, extra, wrong):
     assert bool(p) == bool(missing or extra or wrong)
 
 
-def test_the_problem_is_stated_by_name():
-    feedback = verify.check(PROMPT, "A faint cheek raiser and a frown.").feedback()
-    assert "lip corner puller (AU12)" in feedback and "brow lowerer (AU04)" in feedback
-    assert "cheek raiser faint" not in feedback and "it calls the cheek raiser trace, but it is marked" in feedback
+def test_the_second_attempt_asks_for_the_part_that_was_wrong():
+    long_state = ("AU01 inner brow raiser 2.0; AU04 brow lowerer 1.2; AU06 cheek raiser 2.1; "
+                  "AU12 lip corner puller 3.2; AU25 lips part 1.0")
+    left_out = verify.check(long_state, "Brows: marked inner brow raiser and slight brow lowerer. "
+                                        "Mouth: strong lip corner puller and slight lip parting.")
+    assert verify.second_prompts(long_state, left_out) == ["AU06 cheek raiser 2.1"]
+    wrong = verify.check(long_state, "A faint inner brow raiser, a slight brow lowerer, a marked "
+                                     "cheek raiser, a strong smile, slight lip parting, a squint.")
+    assert wrong.extra == ("AU07",) and wrong.wrong_band == (("AU01", "trace", "marked"),)
+    assert verify.second_prompts(long_state, wrong) == [
+        "AU01 inner brow raiser 2.0; AU04 brow lowerer 1.2; AU06 cheek raiser 2.1",
+        "AU12 lip corner puller 3.2; AU25 lips part 1.0"]
+
+
+def test_second_attempts_join_the_parts():
+    said = {"AU06 cheek raiser 2.1": "Cheeks: marked cheek raiser."}
+    first = "Mouth: strong lip corner puller."
+    out = verify.second_attempts([(PROMPT, first, verify.check(PROMPT, first))],
+                                 lambda texts: [said[t] for t in texts])
+    assert out == ["Mouth: strong lip corner puller. Cheeks: marked cheek raiser."]
+    assert not verify.check(PROMPT, out[0])
 
 
 _VALUES = st.sampled_from([0.6, 1.4, 2.5, 3.3, 4.6])
@@ -116,18 +132,16 @@ def test_second_attempts_are_cached(tiny_model, sim, tmp_path):
 
 
 def test_a_second_attempt_that_passes_is_kept(tiny_model, tmp_path):
-    """Through the real cache: a wrong first answer, a right second one -> 'regenerated'."""
+    """Through the real cache: a first answer that leaves out AU07, and the model's answer for
+    AU07 alone (the second attempt) -> joined, 'regenerated'."""
     prompt = "AU04 brow lowerer 2.4; AU07 lid tightener 1.3"
     with _agent(tiny_model, tmp_path, "repair") as agent:
-        wrong = "A marked brow lowerer."
-        right = "Brows: a marked brow lowerer. Eyes: a slight lid tightener."
-        feedback = verify.check(prompt, wrong).feedback()
-        cache = agent._persistent_cache()
-        cache.put_many([(agent.cache_key(prompt), wrong),
-                        (agent.cache_key(f"{prompt}\n[repair] {feedback}"), right)], model="t",
-                       prompt_version="test")
+        first, part = "Brows: a marked brow lowerer.", "Eyes: a slight lid tightener."
+        agent._persistent_cache().put_many(
+            [(agent.cache_key(prompt), first), (agent.cache_key("AU07 lid tightener 1.3"), part)],
+            model="t", prompt_version="test")
         texts, statuses = agent.describe_checked([prompt])
-        assert (texts, statuses) == ([right], ["regenerated"])
+        assert (texts, statuses) == ([f"{first} {part}"], ["regenerated"])
         assert agent.stats.generated == agent.stats.repairs_generated == 0
 
 

@@ -28,12 +28,6 @@ def chat_messages(au_text: str, answer: str | None = None) -> list:
     return msgs
 
 
-def repair_messages(au_text: str, answer: str, feedback: str) -> list:
-    """The chat for a second attempt: the frame, the first answer, the problem the judge found.
-    Not part of PROMPT_VERSION's cache key: repairs are keyed by their own text."""
-    return chat_messages(au_text, answer) + [{"role": "user", "content": feedback}]
-
-
 # Instruction for an external teacher model (GPT-4o, Gemini, a local vLLM/Ollama server). It
 # pins the output style to what the rule teacher writes and the lexicon scores.
 API_TEACHER_SYSTEM = (

@@ -183,14 +183,12 @@ def _rule_teacher(items, probe_states):
 def _repaired(model, tok, prompts, outputs, gen_kwargs, progress) -> tuple:
     """The tuned model's outputs as au_agent_verify=repair leaves them: (outputs, statuses,
     seconds), every distinct prompt checked once and repaired once (models/au_agent/verify.py)."""
-    from ..au.prompts import repair_messages
     from ..models.au_agent import verify
-    from ..models.base_llm import render_prompt
-    from ..models.generation import generate_texts
+    from ..models.generation import describe_au_texts
 
     def regenerate(items):
-        rendered = [render_prompt(tok, repair_messages(*it)) for it in items]
-        return generate_texts(model, tok, rendered, progress=progress, **gen_kwargs)
+        return verify.second_attempts(
+            items, lambda texts: describe_au_texts(model, tok, texts, progress=progress, **gen_kwargs))
 
     t0 = time.perf_counter()
     first = dict(zip(prompts, outputs))

@@ -51,9 +51,6 @@ class TemplateBackend:
     def generate(self, texts: Sequence[str], progress: bool = False) -> Iterator[tuple[list, list]]:
         yield list(texts), [self.teacher.describe(parse_au_state_text(t)) for t in texts]
 
-    def regenerate(self, items: Sequence[tuple], progress: bool = False) -> list:
-        return [self.teacher.describe(parse_au_state_text(t)) for t, _, _ in items]
-
 
 class HFBackend:
     """transformers generation: base + LoRA merged, batched greedy (generation.generate_texts)."""
@@ -104,12 +101,6 @@ class HFBackend:
         _, tok = self.load()
         return [base_llm.render_prompt(tok, au_prompts.chat_messages(t)) for t in texts]
 
-    def render_repairs(self, items: Sequence[tuple]) -> list:
-        """(AU text, first answer, feedback) -> the chat continued by the stated problem."""
-        _, tok = self.load()
-        return [base_llm.render_prompt(tok, au_prompts.repair_messages(t, answer, feedback))
-                for t, answer, feedback in items]
-
     def _batches(self, rendered: list, desc: str, progress: bool) -> Iterator[tuple[list, list]]:
         """(indices, outputs) per batch of rendered prompts, shortest first."""
         from my_affectgpt.models.generation import generate_texts
@@ -134,14 +125,6 @@ class HFBackend:
         """Yields (texts, descriptions) per batch, longest prompts last, so callers can persist."""
         for idx, outs in self._batches(self.render(texts), "describe", progress):
             yield [texts[i] for i in idx], outs
-
-    def regenerate(self, items: Sequence[tuple], progress: bool = False) -> list:
-        """Second attempts, in input order: (AU text, first answer, feedback) per item."""
-        out = [None] * len(items)
-        for idx, outs in self._batches(self.render_repairs(items), "repair", progress):
-            for i, o in zip(idx, outs):
-                out[i] = o
-        return out
 
 
 class VLLMBackend(HFBackend):
@@ -209,9 +192,6 @@ class VLLMBackend(HFBackend):
         ids = [tok(r, add_special_tokens=False)["input_ids"] for r in rendered]
         outs = engine.generate([{"prompt_token_ids": i} for i in ids], params, use_tqdm=progress)
         return [o.outputs[0].text.strip() for o in outs]
-
-    def regenerate(self, items: Sequence[tuple], progress: bool = False) -> list:
-        return self._run(self.render_repairs(items), self._params(), progress)
 
 
 def make_backend(config: AUAgentConfig, model=None, tokenizer=None):

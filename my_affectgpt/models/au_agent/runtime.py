@@ -160,20 +160,22 @@ class AUAgent:
         status = self._checked(answers, progress)
         return [answers[t] for t in texts], [status[t] for t in texts]
 
-    def _answers(self, texts: list, progress: bool) -> dict:
-        """{prompt: the model's description} for the distinct prompts of `texts`."""
-        self.stats.frames += len(texts)
+    def _answers(self, texts: list, progress: bool, stats: AgentStats | None = None) -> dict:
+        """{prompt: the model's description} for the distinct prompts of `texts` (counted in
+        `stats`, by default the agent's)."""
+        stats = self.stats if stats is None else stats
+        stats.frames += len(texts)
         distinct = list(dict.fromkeys(texts))
-        self.stats.unique_prompts += len(distinct)
+        stats.unique_prompts += len(distinct)
         answers: dict = {}
         if self.config.neutral_shortcut and NEUTRAL_PROMPT in distinct:
             answers[NEUTRAL_PROMPT] = NEUTRAL_DESCRIPTION
-            self.stats.neutral_frames += texts.count(NEUTRAL_PROMPT)
+            stats.neutral_frames += texts.count(NEUTRAL_PROMPT)
         todo = [t for t in distinct if t not in answers]
         for t in todo:
             if t in self._memory:
                 answers[t] = self._memory[t]
-        self.stats.memory_hits += len(answers) - (NEUTRAL_PROMPT in answers)
+        stats.memory_hits += len(answers) - (NEUTRAL_PROMPT in answers)
         todo = [t for t in todo if t not in answers]
         cache = self._persistent_cache()
         if cache is not None and todo:
@@ -182,7 +184,7 @@ class AUAgent:
             for t in todo:
                 if keys[t] in found:
                     answers[t] = self._memory[t] = found[keys[t]]
-                    self.stats.cache_hits += 1
+                    stats.cache_hits += 1
             todo = [t for t in todo if t not in answers]
         if todo:
             start = time.perf_counter()
@@ -193,8 +195,8 @@ class AUAgent:
                 if cache is not None:  # per batch: a killed run keeps what it generated
                     cache.put_many([(self.cache_key(t), o) for t, o in zip(chunk, outs)],
                                    model=tag, prompt_version=au_prompts.PROMPT_VERSION)
-                self.stats.generated += len(chunk)
-            self.stats.generate_s += time.perf_counter() - start
+                stats.generated += len(chunk)
+            stats.generate_s += time.perf_counter() - start
         return answers
 
     def _checked(self, answers: dict, progress: bool) -> dict:
@@ -222,23 +224,14 @@ class AUAgent:
         return {t: self._verdicts[t][1] for t in answers}
 
     def _second_attempts(self, items: list, progress: bool) -> list:
-        """The model's second answers to (prompt, first answer, feedback), cached like firsts."""
-        if not items:
-            return []
-        cache = self._persistent_cache()
-        keys = [self.cache_key(f"{t}\n[repair] {feedback}") for t, _, feedback in items]
-        found = cache.get_many(keys) if cache is not None else {}
-        todo = [i for i, k in enumerate(keys) if k not in found]
-        if todo:
-            outs = self.backend.regenerate([items[i] for i in todo], progress=progress)
-            self.stats.repairs_generated += len(todo)
-            for i, o in zip(todo, outs):
-                found[keys[i]] = o
-            if cache is not None:
-                cache.put_many([(keys[i], found[keys[i]]) for i in todo],
-                               model=identity_hash(self.identity()),
-                               prompt_version=au_prompts.PROMPT_VERSION)
-        return [found[k] for k in keys]
+        """Second answers to (prompt, first answer, problems): the model describes the part of
+        the state it got wrong as ordinary prompts (verify.second_attempts), cached like any."""
+        scratch = AgentStats()        # not frames of the data: counted as repairs only
+        out = verify.second_attempts(items, lambda texts: [
+            a[t] for a in [self._answers(texts, progress, scratch)] for t in texts])
+        self.stats.repairs_generated += scratch.generated
+        self.stats.generate_s += scratch.generate_s
+        return out
 
     # -- per video ----------------------------------------------------------------------------
 
