@@ -1,7 +1,7 @@
 """Scores for AU descriptions: do they name exactly the active AUs, at the right intensity,
-without emotion words? Read by the AU judge (au_judge.py), which shares no vocabulary with the
-rule teacher; the teacher's own reader (au/lexicon.py) is reported beside it, labelled
-`lexicon`, wherever the two still differ.
+without emotion words? Read by the AU judge (my_affectgpt.au.judge), which shares no
+vocabulary with the rule teacher; the teacher's own reader (au/lexicon.py) is reported beside
+it, labelled `lexicon`, wherever the two still differ.
 """
 from __future__ import annotations
 

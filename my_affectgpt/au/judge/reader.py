@@ -10,9 +10,13 @@ cheeks"), takes direct cues (smile, muscles, FACS codes), then decides for each 
   clause, a 0-5 number after it or a FACS grade; the earliest wins; a band word serves one
   mention only, and the front word of a list's first item carries over the list when no other
   item has a word of its own ("mild X and Y": both; "pronounced X, moderate Y, and Z": Z none).
-A muscle described at rest ("relaxation of the zygomaticus major") asserts nothing; a bare
+A muscle described at rest ("relaxation of the zygomaticus major") asserts nothing, a negated
+one ("risorius does not stretch the mouth") is denied, and one named as the agent of another
+AU's movement ("orbicularis oris draws the lips in") asserts that movement only; a bare
 "orbicularis oculi" is AU06 unless its sentence also has lid tightening or a blink (then it is
-those); "no jaw movement" denies AU26, while "the jaw moves" asserts nothing.
+those). A denied region ("no brow movement", "the mouth is still") denies its AUs, as do closed
+lips and "un-" words ("unraised brows"); "the jaw moves" asserts nothing. FACS codes are
+read by notation.py, layout (glosses, pronouns, band ranges, "Not observed:" lists) by text.py.
 `judge_scores` and `agreement` (scores.py) score the readings.
 
     python -m my_affectgpt.evaluation.au_judge --input IN.jsonl --json OUT.json
