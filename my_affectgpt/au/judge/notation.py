@@ -82,21 +82,20 @@ def _spoken(low: str, text: str, coder: bool) -> list:
     capital in the original: "twelve D", not "twelve a"), a band word or a coder's denial when
     the text is a coder's (it has codes, or two such spoken codes)."""
     always = [m.span() for m in _SPOKEN_AU.finditer(low)]
-    graded = [m.span(1) for m in _SPOKEN_GRADED.finditer(low)
-              if not _letter_follows(low, m.end(1)) or _capital_follows(text, m.end(1))]
+    graded = [m.span(1) for m in _SPOKEN_GRADED.finditer(low) if _no_article_after(text, m.end(1))]
     listed = [m.span(1) for m in _SPOKEN_LISTED.finditer(low)]
     if coder or always or len(graded) + len(listed) >= 2:
         return always + graded + listed
     return always
 
 
-def _letter_follows(low: str, end: int) -> bool:
-    m = re.match(r"(?:\s*,)?\s+(?:(?:is\s+)?at\s+|is\s+)?([a-e])\b", low[end:])
-    return m is not None
+_LETTER_AFTER = re.compile(r"(?:\s*,)?\s+(?:(?:is\s+)?at\s+|is\s+)?([a-eA-E])\b")
 
 
-def _capital_follows(text: str, end: int) -> bool:
-    return re.match(r"(?:\s*,)?\s+(?:(?:is\s+)?at\s+|is\s+)?[A-E]\b", text[end:]) is not None
+def _no_article_after(text: str, end: int) -> bool:
+    """No letter follows, or a capital one: a grade ("twelve D"), not an article ("twelve a")."""
+    m = _LETTER_AFTER.match(text, end)
+    return m is None or m.group(1).isupper()
 
 
 _BARE = re.compile(rf"(?<![\w.]){_NUM}\b{_NOT_VALUE}")

@@ -34,7 +34,6 @@ from .text import NUMBER as _NUMBER
 from .text import SENT_END as _SENT_END
 from .text import Item as _Item
 from .text import Text as _Text
-from .text import is_bullet as _is_bullet
 from .emotion_lexicon import emotion_words
 
 __all__ = ["Reading", "read_description"]
@@ -250,13 +249,11 @@ def _heading_part(t: _Text, lex: list, i: int):
     """The part named by the heading of a bullet list ("**Forehead & brows**" over "- Slight
     lowering as well"): the last face part of the nearest line above that is not a bullet."""
     s = lex[i]
-    first = next(x for x in range(s.t0, -1, -1) if x == 0 or t.line[x - 1] != t.line[s.t0])
-    if not _is_bullet(t, first):
+    if not t.on_bullet_line(s.t0):
         return None
     for j in range(i - 1, -1, -1):
         x = lex[j].t0
-        start = next(y for y in range(x, -1, -1) if y == 0 or t.line[y - 1] != t.line[x])
-        if t.line[x] == t.line[s.t0] or _is_bullet(t, start):
+        if t.line[x] == t.line[s.t0] or t.on_bullet_line(x):
             continue
         if t.line[s.t0] - t.line[x] > 8:
             return None

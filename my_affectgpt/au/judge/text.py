@@ -39,16 +39,18 @@ class Text:
         self.toks = [(m.start(), m.end()) for m in TOKEN.finditer(low)]
         self.words = [low[a:b] for a, b in self.toks]
         self.starts = [a for a, _ in self.toks]
-        self.sent, self.line, n, ln = [], [], 0, 0
+        self.sent, self.line, self.line_start, n, ln = [], [], [], 0, 0
         for i, (a, _) in enumerate(self.toks):
             breaks = low[self.toks[i - 1][1]:a].count("\n") if i else 0
             n += i > 0 and (self.words[i - 1] in SENT_END or breaks > 0)
             ln += breaks
             self.sent.append(n)
             self.line.append(ln)
+            self.line_start.append(i if i == 0 or breaks else self.line_start[-1])
         self.denied_blocks = _denied_blocks(self, low)
         codes = [(a, b, _CODE_ROW) for a, b in notation.code_spans(low, text)]
-        self.lex = _pronouns_resolved(self, _glosses_dropped(self, self._spans(V.LEXICON, low, codes)))
+        lex, self.gloss_tok = _glosses_dropped(self, self._spans(V.LEXICON, low, codes))
+        self.lex = _pronouns_resolved(self, lex)
         self.scope = self._spans(T.SCOPES, low)
         negs = [(s.c0, s.c1) for s in self.scope if s.kind != "contrast"]
         self.band_tok = set()
@@ -81,14 +83,21 @@ class Text:
     def same(self, *positions) -> bool:
         return len({self.sent[p] for p in positions}) == 1
 
+    def on_bullet_line(self, x: int) -> bool:
+        """Token x is on a bullet line ("- ...", "* ...", not a bold "**Heading**")."""
+        first = self.line_start[x]
+        return self.words[first] in _BULLET and not (
+            self.words[first] == "*" and first + 1 < len(self.words) and self.words[first + 1] == "*")
+
 
 _CODE_ROW = (None, None, "code", "", None)
 _GLOSS_END = {".", ";", "!", "?", ",", "+", "and", "with", "while", "but", "plus", "whereas"}
 
 
-def _glosses_dropped(t: Text, lex: list) -> list:
+def _glosses_dropped(t: Text, lex: list) -> tuple:
     """A code's gloss is the code: "AU24 (lips pressed together)", "26B jaw drop, mouth open"
-    assert AU24 (unmapped) and AU26 only, not what the words alone would say (AU23, AU25)."""
+    assert AU24 (unmapped) and AU26 only, not what the words alone would say (AU23, AU25).
+    Returns (the spans left, the tokens of every gloss)."""
     zones, keep = [], set()               # a muscle named before its code keeps its rest rule
     codes = [s for s in lex if s.kind == "code" or s.kind == "cue" and s.val == V.UNMAPPED
              and s.t0 and t.words[s.t0 - 1] == "("]             # "... (mouth stretch)"
@@ -109,30 +118,30 @@ def _glosses_dropped(t: Text, lex: list) -> list:
                     and s.t0 - x < 8:
                 x -= 1
             zones.append((x, s.t0))
-    t.gloss_tok = {x for a, b in zones for x in range(a, b)}
-    return [s for s in lex if s in codes or id(s) in keep
-            or not any(a <= s.t0 and s.t1 <= b for a, b in zones)]
+    return ([s for s in lex if s in codes or id(s) in keep
+             or not any(a <= s.t0 and s.t1 <= b for a, b in zones)],
+            {x for a, b in zones for x in range(a, b)})
 
 
 def _pronouns_resolved(t: Text, lex: list) -> list:
     """"they" / "them" stand for the last plural face part before them ("sucking them in",
     "a clear gap between them", "they're dragged down"): a part item at the pronoun."""
-    out, last = [], None
-    spans = iter(lex)
-    nxt = next(spans, None)
-    for x, w in enumerate(t.words):
-        while nxt is not None and nxt.t0 <= x:
-            out.append(nxt)
-            if nxt.kind == "part" and nxt.name not in V.NON_AU_PARTS and any(
-                    w.endswith("s") and not w.endswith("ss") for w in t.words[nxt.t0:nxt.t1]):
-                last = nxt
-            nxt = next(spans, None)
-        if w in ("they", "them", "they're", "they’re", "they've", "they’ve", "theyre", "theyve") \
-                and last is not None and x - last.t1 <= 30 \
-                and (not out or out[-1].t1 <= x):
+    out, last, j = [], None, 0
+    for x, word in enumerate(t.words):
+        while j < len(lex) and lex[j].t0 <= x:
+            s = lex[j]
+            out.append(s)
+            j += 1
+            if s.kind == "part" and s.name not in V.NON_AU_PARTS and any(
+                    w.endswith("s") and not w.endswith("ss") for w in t.words[s.t0:s.t1]):
+                last = s
+        if word in _THEY and last is not None and x - last.t1 <= 30 and (not out or out[-1].t1 <= x):
             last = Item(t.toks[x][0], t.toks[x][1], "part", last.name, None, x, x + 1)
             out.append(last)
-    return out + ([nxt] if nxt is not None else []) + list(spans)
+    return out + lex[j:]
+
+
+_THEY = frozenset(("they", "them", "they're", "they’re", "they've", "they’ve", "theyre", "theyve"))
 
 
 _NOT_OBSERVED = re.compile(
@@ -141,12 +150,6 @@ _NOT_OBSERVED = re.compile(
     r"(?:[ _](?:actions?|aus?|action\s+units|movements?|features|findings))?"     # absent_actions:
     r"[ \t]*(?:\*\*|__)?[\"']?[ \t]*:(?:[ \t]*(?:\*\*|__))?")
 _BULLET = {"-", "*", "•", "–"}
-
-
-def is_bullet(t: "Text", x: int) -> bool:
-    """Token x opens a bullet line ("- ...", "* ...", not a bold "**Heading**")."""
-    return t.words[x] in _BULLET and not (t.words[x] == "*" and x + 1 < len(t.words)
-                                          and t.words[x + 1] == "*")
 
 
 def _denied_blocks(t: "Text", low: str) -> list:
@@ -162,8 +165,7 @@ def _denied_blocks(t: "Text", low: str) -> list:
             while end < len(t.words) and t.same(end, x):
                 end += 1
         else:                                  # a heading over bullet lines
-            while end < len(t.words) and is_bullet(t, next(
-                    y for y in range(end, -1, -1) if y == 0 or t.line[y - 1] != t.line[end])):
+            while end < len(t.words) and t.on_bullet_line(end):
                 end += 1
         blocks.append((x, end))
     return blocks
