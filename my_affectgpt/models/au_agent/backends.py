@@ -101,14 +101,15 @@ class HFBackend:
         _, tok = self.load()
         return [base_llm.render_prompt(tok, au_prompts.chat_messages(t)) for t in texts]
 
-    def _batches(self, rendered: list, desc: str, progress: bool) -> Iterator[tuple[list, list]]:
-        """(indices, outputs) per batch of rendered prompts, shortest first."""
+    def generate(self, texts: Sequence[str], progress: bool = False) -> Iterator[tuple[list, list]]:
+        """Yields (texts, descriptions) per batch, longest prompts last, so callers can persist."""
         from my_affectgpt.models.generation import generate_texts
 
         model, tok = self.load()
+        rendered = self.render(texts)
         lengths = [len(ids) for ids in tok(rendered, add_special_tokens=False)["input_ids"]]
-        order = sorted(range(len(rendered)), key=lambda i: lengths[i])
-        bar = tqdm(total=len(rendered), desc=desc, unit="prompt", disable=not progress, leave=False)
+        order = sorted(range(len(texts)), key=lambda i: lengths[i])
+        bar = tqdm(total=len(texts), desc="describe", unit="prompt", disable=not progress, leave=False)
         for start in range(0, len(order), self.batch_size):
             idx = order[start:start + self.batch_size]
             if self.config.do_sample:
@@ -118,13 +119,8 @@ class HFBackend:
             outs = generate_texts(model, tok, [rendered[i] for i in idx], batch_size=len(idx),
                                   max_new_tokens=self.config.max_new_tokens, do_sample=self.config.do_sample)
             bar.update(len(idx))
-            yield idx, outs
-        bar.close()
-
-    def generate(self, texts: Sequence[str], progress: bool = False) -> Iterator[tuple[list, list]]:
-        """Yields (texts, descriptions) per batch, longest prompts last, so callers can persist."""
-        for idx, outs in self._batches(self.render(texts), "describe", progress):
             yield [texts[i] for i in idx], outs
+        bar.close()
 
 
 class VLLMBackend(HFBackend):
@@ -172,26 +168,20 @@ class VLLMBackend(HFBackend):
         return super()._dtype_name()
 
     def generate(self, texts: Sequence[str], progress: bool = False) -> Iterator[tuple[list, list]]:
-        params = self._params()
-        for start in range(0, len(texts), self.CHUNK):
-            chunk = list(texts[start:start + self.CHUNK])
-            yield chunk, self._run(self.render(chunk), params, progress)
-
-    def _params(self):
         from vllm import SamplingParams
 
         from my_affectgpt.models.generation import _stop_ids
 
-        return SamplingParams(temperature=0.7 if self.config.do_sample else 0.0,
-                              max_tokens=self.config.max_new_tokens, seed=self.config.seed,
-                              stop_token_ids=_stop_ids(self.load()[1]), skip_special_tokens=True)
-
-    def _run(self, rendered: list, params, progress: bool) -> list:
         engine, tok = self.load()
-        # Token ids, not text: vLLM would add a BOS that the chat template already has.
-        ids = [tok(r, add_special_tokens=False)["input_ids"] for r in rendered]
-        outs = engine.generate([{"prompt_token_ids": i} for i in ids], params, use_tqdm=progress)
-        return [o.outputs[0].text.strip() for o in outs]
+        params = SamplingParams(temperature=0.7 if self.config.do_sample else 0.0,
+                                max_tokens=self.config.max_new_tokens, seed=self.config.seed,
+                                stop_token_ids=_stop_ids(tok), skip_special_tokens=True)
+        for start in range(0, len(texts), self.CHUNK):
+            chunk = list(texts[start:start + self.CHUNK])
+            # Token ids, not text: vLLM would add a BOS that the chat template already has.
+            ids = [tok(r, add_special_tokens=False)["input_ids"] for r in self.render(chunk)]
+            outs = engine.generate([{"prompt_token_ids": i} for i in ids], params, use_tqdm=progress)
+            yield chunk, [o.outputs[0].text.strip() for o in outs]
 
 
 def make_backend(config: AUAgentConfig, model=None, tokenizer=None):

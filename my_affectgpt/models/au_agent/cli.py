@@ -53,8 +53,8 @@ def _agent_args(p: argparse.ArgumentParser) -> None:
     g.add_argument("--sampling", choices=SAMPLING_METHODS, help="uniform in time (default) or AU peaks")
     g.add_argument("--verify", choices=VERIFY_MODES,
                    help="read each description with the AU judge against its AU input: repair "
-                        "(default: a failing one is written again with the problem stated, then "
-                        "replaced by the rule teacher's), flag (only recorded), off")
+                        "(default: a failing one gets one second attempt aimed at the problem, "
+                        "then the rule teacher's description), flag (only recorded), off")
 
 
 def _config_from_args(args, **extra) -> AUAgentConfig:

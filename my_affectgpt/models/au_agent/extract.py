@@ -10,6 +10,7 @@ from tqdm import tqdm
 
 from my_affectgpt.au.openface import find_openface_csvs
 from my_affectgpt.common.errors import InputError
+from my_affectgpt.models.au_agent import verify
 from my_affectgpt.models.au_agent.runtime import AUAgent
 from my_affectgpt.models.feature_store import FeatureStore
 
@@ -45,8 +46,7 @@ def extract(agent: AUAgent, openface_dir, out_dir, *, rank: int = 0, world: int 
     store = FeatureStore(out_dir, agent.feature_identity())
     counts = {"videos": len(items), "share": len(share), "skipped": 0, "written": 0, "empty": 0,
               "few_frames": 0, "failed": 0, "missing": 0, "stale": 0, "changed_input": 0, "corrupt": 0,
-              "verified": dict.fromkeys(("checked", "failed_first", "regenerated", "fell_back",
-                                         "flagged"), 0), "verified_videos": {}}
+              "verified": verify.counts([]), "verified_videos": {}}
     todo = []
     for video, csv in share:
         state = "missing" if force else store.status(video, csv)

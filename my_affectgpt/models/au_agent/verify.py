@@ -53,7 +53,8 @@ def check(prompt: str, description: str, bands: IntensityBands = DEFAULT_BANDS) 
 
 def verify_identity(mode: str) -> dict:
     """Part of a feature file's identity: checked features depend on how the judge reads and
-    on the repair prompt, so a change to either makes them stale (hash of their source)."""
+    on how repair works (this module), so a change to either makes them stale (hash of their
+    source)."""
     if mode == "off":
         return {"verify": "off"}
     folder = Path(read_description.__code__.co_filename).parent
