@@ -10,12 +10,14 @@ Gold sets (annotation guideline: tests/data/au_judge_guideline.md):
   coder, lay, clinical/anatomical, language-model prose), each written from an AU state fixed
   first (`written_from`); the writers saw neither the judge nor the guideline. Writer "a" of each
   kind is the dev split, writer "b" the test split.
+- `au_judge_gold3.jsonl`, `au_judge_gold4.jsonl`: 160 texts each, written the same way by new
+  writers, as fresh held-out checks (their first readings are in bench/RESULTS.md).
 Each text was annotated by two annotators working blind from the guideline alone, disagreements
 adjudicated by a third (all language-model agents, not human FACS coders).
 
 Figures: mention-set precision / recall / F1 of the asserted AUs, band agreement where both give
 a band ("unclear" counts as none), absent-set F1 and exact-match rate, overall and per writer;
-for gold2 also the mention F1 against the state each text was written from. `--judge-from`
+for the fresh sets also the mention F1 against the state each text was written from. `--judge-from`
 reads with the judge of another checkout (a `git worktree` of an older commit) for before/after
 figures; the lexicon (the rule teacher's own reader) is scored beside it.
 """
@@ -54,14 +56,6 @@ def _readings(texts: list, checkout: str | None) -> list:
     return json.loads(res.stdout)
 
 
-def _state_f1(rows: list, readings: list) -> float:
-    tp = fp = fn = 0
-    for r, got in zip(rows, readings):
-        truth, said = set(r["written_from"]["active"]), set(got["present"])
-        tp, fp, fn = tp + len(truth & said), fp + len(said - truth), fn + len(truth - said)
-    return round(2 * tp / (2 * tp + fp + fn), 4) if tp + fp + fn else 1.0
-
-
 def _num(x) -> float:
     return float("nan") if x is None else x
 
@@ -80,6 +74,7 @@ def main() -> int:
     sys.path.insert(0, str(REPO))
     sys.path.insert(0, str(REPO / "tests"))
     from judge_gold import agreement_by_writer, load_gold
+    from my_affectgpt.au.judge import agreement
     from my_affectgpt.au.lexicon import mentioned_bands
 
     rows = [r for r in load_gold(a.gold, a.shared) if a.split is None or r.get("split") == a.split]
@@ -96,7 +91,10 @@ def main() -> int:
     for name, r in judge.items():
         lx = lexicon[name]
         group = [x for x in rows if name == "all" or x["writer"] == name]
-        state = f"{_state_f1(group, [readings[x['id']] for x in group]):>10.3f}" if with_state else ""
+        state = ""
+        if with_state:                 # F1 against the state each text was written from
+            truth = [{"present": x["written_from"]["active"]} for x in group]
+            state = f"{agreement(truth, [readings[x['id']] for x in group])['present_f1']:>10.3f}"
         print(f"{name:<22}{r['n']:>5}{r['present_f1']:>12.3f}{r['present_precision']:>11.3f}"
               f"{r['present_recall']:>9.3f}{_num(r['band_agreement']):>8.3f}"
               f"{_num(r['absent_f1']):>11.3f}"
