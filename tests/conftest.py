@@ -45,3 +45,11 @@ def one_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(before)
+
+
+@pytest.fixture(scope="module")
+def tiny_model(tmp_path_factory):
+    """A tiny random Qwen2 folder (tests/tiny_llm.py), one per test module."""
+    from tiny_llm import make_tiny_qwen2
+
+    return make_tiny_qwen2(tmp_path_factory.mktemp("tiny") / "tiny-qwen2")

@@ -27,7 +27,6 @@ from my_affectgpt.models.au_agent import NEUTRAL_DESCRIPTION, AUAgent, AUAgentCo
 from my_affectgpt.models.au_agent import load_agent_config as load_config
 from my_affectgpt.models import generation
 from my_affectgpt.models.feature_store import FeatureStore
-from tiny_llm import make_tiny_qwen2
 
 TINY_CLIP = {"embed_dim": 32,
              "vision_cfg": {"image_size": 32, "layers": 1, "width": 64, "patch_size": 16},
@@ -36,11 +35,6 @@ ONE_THREAD = {"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "OMP_WAIT_POLICY":
 
 
 pytestmark = pytest.mark.usefixtures("one_thread")
-
-
-@pytest.fixture(scope="module")
-def tiny_model(tmp_path_factory):
-    return make_tiny_qwen2(tmp_path_factory.mktemp("tiny") / "tiny-qwen2")
 
 
 @pytest.fixture(scope="module")

@@ -17,7 +17,6 @@ from my_affectgpt.common.errors import InputError
 from my_affectgpt.models.au_agent import AUAgent, AUAgentConfig, main
 from my_affectgpt.models.au_agent import verify
 from my_affectgpt.models.feature_store import FeatureStore
-from tiny_llm import make_tiny_qwen2
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 PROMPT = "AU06 cheek raiser 2.1; AU12 lip corner puller 3.2"
@@ -79,11 +78,6 @@ def test_unknown_mode_is_a_one_line_error():
 
 
 # --- the runtime ----------------------------------------------------------------------------
-@pytest.fixture(scope="module")
-def tiny_model(tmp_path_factory):
-    return make_tiny_qwen2(tmp_path_factory.mktemp("tiny") / "tiny-qwen2")
-
-
 @pytest.fixture(scope="module")
 def sim(tmp_path_factory):
     out = tmp_path_factory.mktemp("sim") / "openface"
