@@ -73,7 +73,7 @@ def _mentions(t: _Text) -> tuple[list, list]:
             return None
         m = _Item(first.c0, last.c1, "mention", t0=first.t0, t1=last.t1)
         m.codes = () if codes == V.UNMAPPED else tuple(codes)
-        m.still = isinstance(codes, V.Denied)          # "the mouth is still", "unraised"
+        m.denies = isinstance(codes, V.Denied)         # "the mouth is still", "unraised"
         m.anchor, m.clausal, m.partner = anchor, clausal, partner
         (unmapped if codes == V.UNMAPPED else ments).append(m)
         return m
@@ -125,8 +125,8 @@ def _mentions(t: _Text) -> tuple[list, list]:
                 m = add(lex[left], s, cl, s.t0, _is_clausal(t, lex[left], s))
                 partner_of[left] = (m, s, "left")
             elif right is not None and (trail or V.combo(s.name, lex[right].name) is not None) \
-                    and not (lex[right].name == "teeth" and {"over", "between", "behind", "against", "into"}
-                             & set(t.words[s.t1:lex[right].t0])):     # "sucked in over the teeth"
+                    and not (lex[right].name == "teeth"         # "sucked in over the teeth":
+                             and T.LOCATIVE & set(t.words[s.t1:lex[right].t0])):   # a place
                 move, last = trail or (s, lex[right])
                 m = add(s, last, V.combo(move.name, lex[right].name), s.t0)
                 partner_of[right] = (m, s, "right")
@@ -451,9 +451,9 @@ def read_description(text: str) -> Reading:
     ments, unmapped = _mentions(t)
     _negate(t, sorted(ments + unmapped, key=lambda m: m.t0))
     ments = [m for m in ments if m.negated or not m.only_denied]    # "no jaw movement" only
-    ments = [m for m in ments if not (m.still and m.negated)]       # "not still": nothing said
+    ments = [m for m in ments if not (m.denies and m.negated)]      # "not still": nothing said
     for m in ments:
-        m.negated |= m.still                                        # "the mouth is still"
+        m.negated |= m.denies                                       # "the mouth is still"
     ments = _agents_dropped(t, ments)
     for m in ments:             # orbicularis oculi tied to the lids tightening or to a blink
         tied = {c for n in ments if n is not m and n.negated == m.negated

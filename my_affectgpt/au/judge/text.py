@@ -20,7 +20,7 @@ SENT_END = {".", "!", "?", ";"}
 class Item:
     """A matched span (c0/c1 characters, t0/t1 tokens) or a mention built from spans."""
     __slots__ = ("c0", "c1", "t0", "t1", "kind", "name", "val", "codes", "anchor", "clausal",
-                 "partner", "negated", "band", "pre", "cands", "oo", "only_denied", "grades", "still",
+                 "partner", "negated", "band", "pre", "cands", "oo", "only_denied", "grades", "denies",
                  "src")
 
     def __init__(self, c0, c1, kind, name="", val=None, t0=0, t1=0):
@@ -28,7 +28,7 @@ class Item:
             c0, c1, kind, name, val, t0, t1
         self.codes, self.anchor, self.clausal, self.partner = (), t0, False, None
         self.negated, self.band, self.pre, self.cands, self.oo = False, None, False, [], False
-        self.only_denied, self.grades, self.still, self.src = False, {}, False, ""
+        self.only_denied, self.grades, self.denies, self.src = False, {}, False, ""
 
 
 class Text:

@@ -129,6 +129,7 @@ LIGHT_VERBS = _set("held hold holds kept keep keeps flung thrown caught left com
                    "gone become grown set sit sits sat fall falls fell fallen rest rests")
 LEFT_FILLER = LINK_VERBS | ADVERBS | DETERMINERS | NOT_FORMS | DESCRIPTIVE | LIGHT_VERBS | _set(
     "not no neither never in into being cannot : - – of themselves itself * ** , | \" '")
+LOCATIVE = _set("over between behind against into")   # "sucked in over the teeth": a place
 LIST_SEP = COORDINATORS | DETERMINERS | _set("nor neither")
 ORPHAN_COORD = _set(", and or nor but not yet then than of with along while whilst though although / |")
 ORPHAN_OK = (COORDINATORS | LINK_VERBS | ADVERBS | STATE_WORDS | NOT_FORMS | ORPHAN_COORD
