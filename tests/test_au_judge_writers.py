@@ -225,3 +225,34 @@ def test_third_round_constructions(text, expected, absent):
 def test_fourth_round_constructions(text, expected, absent):
     r = read_description(text)
     assert (r.present, r.absent) == (expected, absent), r.to_json()
+
+
+@pytest.mark.parametrize("text, expected, absent", [
+    # detector-style output: a code, its name, then the value or band
+    ("AU07 lid tightener 2.2 | AU17 chin raiser 0.9", {"AU07": "marked", "AU17": "trace"}, ()),
+    ("AU26 jaw drop: severe", {"AU26": "severe"}, ()),
+    ("AU14 (dimpler) 1.1", {"AU14": "slight"}, ()),
+    ("AU04 brow lowerer fell below the presence threshold.", {}, ("AU04",)),
+    ("AU23 reads 0.0 in this frame", {}, ("AU23",)),
+    # region headings with nothing under them
+    ("Cheeks: none. Mouth: corners up, slight.", {"AU12": "slight"}, ("AU06",)),
+    # clinical abbreviations
+    ("Orb. oris moderately tightened.", {"AU23": "marked"}, ()),
+    ("Pretarsal orb. oculi mild; ZM strong.", {"AU07": "slight", "AU12": "severe"}, ()),
+    # everyday limits and small amounts
+    ("His cheeks went up as far as they could go.", {"AU06": "maximum"}, ()),
+    ("She dropped her jaw all the way.", {"AU26": "maximum"}, ()),
+    ("The upper lip twitched up by a hair.", {"AU10": "trace"}, ()),
+    ("The corners slipped a little downward.", {"AU15": "slight"}, ()),
+    ("Both the inside and the outside ends of his brows went up.", {"AU01": None, "AU02": None}, ()),
+    ("The outside ends of the brows lifted.", {"AU02": None}, ()),
+    ("He wrinkled up his nose a bit.", {"AU09": "slight"}, ()),
+    ("His mouth was, um, pulled out to the sides.", {"AU20": None}, ()),
+    ("The brows drew down and together.", {"AU04": None}, ()),
+    ("His lips went thin.", {"AU23": None}, ()),
+    ("her thin lips", {}, ()),                                          # a shape, not a movement
+    ("The medial corners of the brows pulled up to the limit.", {"AU01": "maximum"}, ()),
+])
+def test_fifth_round_constructions(text, expected, absent):
+    r = read_description(text)
+    assert (r.present, r.absent) == (expected, absent), r.to_json()

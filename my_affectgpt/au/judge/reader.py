@@ -409,12 +409,13 @@ def _assign_bands(t: _Text, ments: list, bands: IntensityBands) -> None:
             claimed.add(id(b))
             end = b.t0                               # "a slight but clear smile"
     for m in ments:                                  # after: "the cheeks lift slightly"
-        b = next((b for b in t.bands if b.t0 >= m.t1 and id(b) not in claimed), None)
-        if b is not None and t.filler(m.t1, b.t0, T.POST_FILLER, 4) and t.same(b.t0, m.t0) \
-                and not owned.intersection(range(m.t1, b.t0)):
+        after = _past_gloss(t, m.t1)                 # "AU12 lip corner puller: marked"
+        b = next((b for b in t.bands if b.t0 >= after and id(b) not in claimed), None)
+        if b is not None and t.filler(after, b.t0, T.POST_FILLER, 4) and t.same(b.t0, m.t0) \
+                and not owned.intersection(range(after, b.t0)):
             m.cands.append((b.t0, b.name))
             claimed.add(id(b))
-        for x in range(m.t1, min(m.t1 + 7, len(t.words))):     # a number: "AU12 (3.2)"
+        for x in range(after, min(after + 7, len(t.words))):   # a number: "AU12 (3.2)"
             if x in owned or not t.same(x, m.t0):
                 break
             if _NUMBER.fullmatch(t.words[x]):
@@ -443,6 +444,14 @@ def _assign_bands(t: _Text, ments: list, bands: IntensityBands) -> None:
     for m in ments:
         if m.band is None and m.partner is not None:
             m.band = m.partner.band
+
+
+def _past_gloss(t: _Text, x: int) -> int:
+    """The first token after a code's gloss that starts at x, or a band word or number inside
+    it: "AU05 upper lid raiser 1.8", "AU12 lip corner puller: marked"."""
+    while x in t.gloss_tok and x not in t.band_tok and not _NUMBER.fullmatch(t.words[x]):
+        x += 1
+    return x
 
 
 def read_description(text: str) -> Reading:

@@ -42,7 +42,8 @@ class Text:
         self.sent, self.line, self.line_start, n, ln = [], [], [], 0, 0
         for i, (a, _) in enumerate(self.toks):
             breaks = low[self.toks[i - 1][1]:a].count("\n") if i else 0
-            n += i > 0 and (self.words[i - 1] in SENT_END or breaks > 0)
+            n += i > 0 and (self.words[i - 1] in SENT_END and not (
+                self.words[i - 1] == "." and i > 1 and self.words[i - 2] in _ABBREVIATIONS) or breaks > 0)
             ln += breaks
             self.sent.append(n)
             self.line.append(ln)
@@ -91,6 +92,8 @@ class Text:
 
 
 _CODE_ROW = (None, None, "code", "", None)
+# a full stop after these ends no sentence: "orb. oris mildly tightened" (clinical notes)
+_ABBREVIATIONS = frozenset("orb approx vs cf bilat incl resp".split())
 _GLOSS_END = {".", ";", "!", "?", ",", "+", "and", "with", "while", "but", "plus", "whereas"}
 
 

@@ -27,7 +27,7 @@ SEG = W("ends?", "corners?", "parts?", "portions?", "edges?", "sections?", "head
         "half", "tips?", "points?", "segments?", "regions?", "areas?", "sides?", "margins?",
         "fibres", "fibers", "tails?", "thirds?", "bits?")
 _BARE_SEG = W("ends?", "tips?", "parts?", "portions?", "halves", "half", "heads?", "thirds?",
-              "sections?", "bits?", "tails?", r"(?<=inner\s)corners?(?!\s+of)")
+              "sections?", "bits?", "tails?", r"(?:(?<=inner\s)|(?<=medial\s))corners?(?!\s+of)")
 EYE_SEG = W("corners?", "edges?", "sides?", "outer corners?", "outer edges?")
 
 
@@ -36,15 +36,16 @@ def _brow_part(side: str) -> str:
                rf"{BROW}['’]?s?\s+{side}\s+{SEG}")
 
 
-_BOTH_SIDES = r"(?:both\s+)?(?:the\s+)?(?:inner\s+and\s+(?:the\s+)?outer|outer\s+and\s+(?:the\s+)?inner)"
+_BOTH_SIDES = (r"(?:both\s+)?(?:the\s+)?(?:(?:inner|inside)\s+(?:ends?\s+)?and\s+(?:the\s+)?(?:outer|outside)"
+               r"|(?:outer|outside)\s+(?:ends?\s+)?and\s+(?:the\s+)?(?:inner|inside))")
 
 
 PARTS: dict[str, str] = {
     "inner_brows": alt(_brow_part(W("inner", "medial", "inside", "middle")), rf"{W('inner', 'medial', 'inside')}\s+{_BARE_SEG}",
                        r"(?:medial|central)\s+forehead", r"mid-?forehead",
                        rf"(?:middle|cent(?:er|re))\s+of\s+{DET}{BROW}"),
-    "outer_brows": alt(_brow_part(W("outer", "lateral")), rf"{BROW}\s+tails?",
-                       rf"{W('outer', 'lateral')}\s+{_BARE_SEG}", r"lateral\s+forehead",
+    "outer_brows": alt(_brow_part(W("outer", "lateral", "outside")), rf"{BROW}\s+tails?",
+                       rf"{W('outer', 'lateral', 'outside')}\s+{_BARE_SEG}", r"lateral\s+forehead",
                        rf"tails?[\s-]+of[\s-]+{DET}{BROW}"),
     "brows": alt(rf"{_BOTH_SIDES}\s+(?:{SEG}\s+of\s+{DET})?{BROW}", rf"{_BOTH_SIDES}\s+{SEG}", BROW,
                  r"brow\s*line", r"brow\s+ridges?"),
@@ -93,18 +94,18 @@ DIR_VERBS = V("pull", "draw", "push", "turn", "curl", "tug!", "move", "go", "per
               "curve", "quirk", "hitch", "tick", "flick", "slant", "point", "shift", "sweep",
               "bend", "tilt", "hook", "fly", "shoot", "jump!", "climb", "leap", "spring", "creep",
               "inch", "edge", "yank", "jerk", "hoist", "crook", "ride", "pop!", "float", "drift",
-              "arc", "sink", "slide", "tip!", "kick", "crawl", "drag!", "haul", "wrench", "shove",
+              "arc", "sink", "slide", "tip!", "kick", "crawl", "drag!", "haul", "wrench", "shove", "slip!", "twitch",
               "nudge", "dip!", "come", "fling", "hike", "strain", "crash", "slam!", "snap!", "plunge",
               "dive", "hang", "let")
 _SIDEWAYS = "back backward backwards sideways laterally outward outwards horizontally"
 _SIDE_WORDS = W(*_SIDEWAYS.split(), r"wide(?!\s+open)", "widely")
 _IN = r"in(?!\s+(?:a|an|the)\b)"    # "drawn in", not "pressed in a line"
-DIR = alt(DIR_VERBS, r"drawn", r"went", r"gone", r"goes", r"bent", r"swept", r"flew", r"flown",
+DIR = alt(DIR_VERBS, r"drawn", r"drew", r"went", r"gone", r"goes", r"bent", r"swept", r"flew", r"flown",
           r"flies", r"shot", r"leapt", r"sprang", r"sprung", r"rode", r"sank", r"sunk", r"slid",
           r"came", r"flung")
 _DIR_NOUN = V("pull", "push", "turn", "curl", "tilt", "curve", "lift", "draw", "stretch", "spread",
               "movement", "tug!", "drag!", "shift", "slant", "hitch", "tension", "traction")                      # "an upward pull", "a sideways stretch"
-_TRAIL = (r"(?:\s+(?:(?:just|only)\s+)?(?:a\s+(?:little|bit|touch|hair|tad|smidge|fraction|trace|"
+_TRAIL = (r"(?:\s+(?:(?:just|only|quite)\s+)?(?:a\s+(?:little|bit|touch|hair|tad|smidge|fraction|trace|"
           r"tiny\s+bit|little\s+bit|lot)|slightly|some|very\s+much|quite\s+much|much|\w+ly))?")
 _BARE_END = (rf"{_TRAIL}"
              r"(?=\s*(?:[.,;:!)\n—–-]|$|\b(?:and|but|with|while)\b))")
@@ -169,7 +170,7 @@ MOVES: dict[str, str] = {
     "tighten": alt(V("tighten", "tense"), r"tight", r"tension", r"tenseness",
                    rf"{alt(V('pull', 'draw'), 'drawn')}\s+tight(?:ly)?"),
     "squeeze": V("squeeze"),
-    "wrinkle": alt(V("wrinkle", "crinkle"), r"wrinkly"),
+    "wrinkle": alt(rf"{V('wrinkle', 'crinkle')}(?:\s+up)?", r"wrinkly"),
     "curl": V("curl"),
     "pull": V("pull", "tug!"),
     "motion": alt(r"mov(?:e|es|ed|ing|ements?)", r"motions?", r"activity", r"actions?",
@@ -178,7 +179,8 @@ MOVES: dict[str, str] = {
                  r"except|apart|instead|rather|save|other)\b))", r"motionless", r"immobile", r"unmoving", r"unmoved",
                  r"static", r"stationary", r"silent", r"untouched",
                  r"quiet(?=\s*(?:[.,;:!?)\n]|$|\b(?:and|but|while|with|throughout|instead|rather)\b))",
-                 r"(?:stay|stays|stayed|staying|remain|remains|remained|remaining)\s+put"),
+                 r"(?:stay|stays|stayed|staying|remain|remains|remained|remaining)\s+put",
+                 r"(?:(?<=:)|(?<=:\s))(?:none|nothing|nil)(?=\s*(?:[.,;|\n]|$))"),   # "Brows: none."
     # "unraised brows", "the nose remains unwrinkled": the movement denied by its own word
     "un_raise": r"un(?:raised|lifted|elevated)", "un_wrinkle": r"un(?:wrinkled|creased|crinkled)",
     "un_furrow": r"un(?:furrowed|knitted|knit|lowered)", "un_part": r"unparted",
@@ -205,7 +207,7 @@ MOVES: dict[str, str] = {
                  rf"{V('press', 'compress', 'clamp')}(?:{ADVERB}\s+"
                  rf"(?:{WS('together shut closed tight tightly firmly')}"
                  r"|in(?:to)?\s+an?\s+(?:\w+\s+)?line))?"),
-    "thin": r"thinned|thinning|thins",
+    "thin": alt(r"thinned|thinning|thins", r"thin(?=\s*(?:[.,;:!)\n—–-]|$|\b(?:and|but|with|while|as)\b))"),
     "part": alt(r"parts(?!\s+of)|parted|parting|part(?!\s+of)", rf"{DIR}{ADVERB}\s+apart",
                 r"(?:wide|far|well|way)\s+apart", r"apart(?!\s+from)", V("separate"),
                 r"separation", r"unsealed", r"(?:gap|space|opening|daylight)\s+between"),
@@ -367,7 +369,8 @@ def combo(move: str, part: str | None, explicit: bool = False):
     return table.get("*", UNMAPPED if move in NON_AU_MOVES else None)
 
 
-ORBICULARIS_OCULI = r"orbicularis\s+oculi"
+ORBICULARIS_OCULI = r"(?:orbicularis|orb\.?)\s+oculi"   # "orb. oculi" in clinical notes
+_ORBICULARIS = r"(?:orbicularis|orb\.?)"
 
 # --- direct cues (no part needed) ---------------------------------------------------------------
 _LINES = W("lines?", "wrinkles?", "creases?", "furrows?", "folds?")
@@ -429,23 +432,23 @@ MUSCLES: list[tuple[str, tuple | str]] = [
     (r"frontalis", ("AU01", "AU02")),
     (alt(r"corrugators?(?:\s+supercilii)?", r"depressor\s+supercilii", r"procerus"), ("AU04",)),
     (r"levator\s+palpebrae(?:\s+superioris)?", ("AU05",)),
-    (alt(r"orbicularis\s+oculi\s+(?:pars\s+)?orbitalis", r"pars\s+orbitalis",
-         rf"orbital{_OF_THE}orbicularis(?:\s+oculi)?", r"orbital\s+orbicularis(?:\s+oculi)?"),
+    (alt(rf"{ORBICULARIS_OCULI}\s+(?:pars\s+)?orbitalis", r"pars\s+orbitalis",
+         rf"orbital{_OF_THE}{_ORBICULARIS}(?:\s+oculi)?", rf"orbital\s+{_ORBICULARIS}(?:\s+oculi)?"),
      ("AU06",)),
-    (alt(r"orbicularis\s+oculi\s+(?:pars\s+)?palpebralis", r"pars\s+palpebralis",
-         rf"palpebral{_OF_THE}orbicularis(?:\s+oculi)?",
-         r"(?:palpebral|pretarsal|preseptal)\s+orbicularis(?:\s+oculi)?"), ("AU07",)),
+    (alt(rf"{ORBICULARIS_OCULI}\s+(?:pars\s+)?palpebralis", r"pars\s+palpebralis",
+         rf"palpebral{_OF_THE}{_ORBICULARIS}(?:\s+oculi)?",
+         rf"(?:palpebral|pretarsal|preseptal)\s+{_ORBICULARIS}(?:\s+oculi)?"), ("AU07",)),
     (ORBICULARIS_OCULI, ("AU06",)),     # the reader makes it AU07 when tied to lid tightening
     (alt(r"levator\s+labii\s+superioris\s+alaeque\s+nasi", r"llsan"), ("AU09",)),
     (alt(r"levator\s+labii(?:\s+superioris)?", r"lls"), ("AU10",)),
-    (alt(r"zygomatic(?:us)?\s+major", r"zygomaticus(?!\s+minor)",
+    (alt(r"zygomatic(?:us)?\s+major", r"zygomaticus(?!\s+minor)", r"zm",
          r"(?<!lesser\s)(?<!minor\s)zygomatic(?!\s+(?:minor|arch|bone|process|region|area))"),
      ("AU12",)),
     (r"buccinator", ("AU14",)),
     (alt(r"depressor\s+anguli\s+oris", r"triangularis", r"dao"), ("AU15",)),
     (r"mentalis", ("AU17",)),
     (alt(r"risorius", r"platysma(?=(?:\W+\w+){0,6}?\W+stretch)"), ("AU20",)),
-    (r"orbicularis\s+oris", ("AU23",)),
+    (rf"{_ORBICULARIS}\s+oris", ("AU23",)),
     # muscles of other AUs
     (alt(r"zygomatic(?:us)?\s+minor", r"levator\s+anguli\s+oris", r"incisivi\w*", r"nasalis",
          r"depressor\s+labii(?:\s+inferioris)?", r"platysma", r"caninus"), UNMAPPED),

@@ -17,7 +17,8 @@ BAND_TERMS = {   # the judge's own table, from the guideline ("_" joins a multi-
                     "just_perceptible just_visible just_noticeable touch_of a_touch tiny "
                     "flicker_of ghost_of whisper_of slightest subtlest tiniest a_tiny_bit tiny_bit "
                     "the_barest_bit a_shade a_hair a_smidge a_smidgen a_fraction teeny teeny_bit a_teeny_bit "
-                    "the_slightest_bit the_tiniest_bit the_teeniest_bit the_smallest_bit"),
+                    "the_slightest_bit the_tiniest_bit the_teeniest_bit the_smallest_bit a_sliver "
+                    "by_a_breath by_a_hair by_a_whisker a_whisker littlest the_littlest_bit the_smallest_degree hardly"),
     "slight": _words("slight slightly mild mildly light lightly gentle gently weak weakly small "
                      "a_little a_bit somewhat modest modestly low soft softly mildest lightest "
                      "gentlest weakest a_tad a_lil a_lil_bit lil little a_little_bit"),
@@ -40,7 +41,14 @@ BAND_REGEXES = [(rf"(?:fairly|quite|pretty|rather)\s+{W(*(w for w in words if ' 
                 for band, words in BAND_TERMS.items()] + [pair for band, words in BAND_TERMS.items() for pair in (
     (W(*(w.replace(" ", r"\s+") for w in words)), band),
     (rf"(?:very|extremely|exceptionally|really|incredibly|ever\s+so)\s+{W(*(w for w in words if ' ' not in w))}",
-     VERY_SHIFT[band]))]
+     VERY_SHIFT[band]))] + [
+    # everyday limits: "as high as they'd go", "as wide as eyes can go", "as far as a face
+    # allows", "to their very limit", "all the way"
+    (r"as\s+\w+(?:\s+apart)?\s+as\s+(?:[\w'’]+\s+){0,3}?(?:go|goes|get|gets|allows?|possible"
+     r"|(?:could|can|would|will)(?=[\s.,;]))", "maximum"),
+    (r"to\s+(?:the|their|its|his|her)\s+(?:very\s+)?(?:limit|max|maximum|end\s+of\s+"
+     r"(?:their|its|the)\s+reach)", "maximum"),
+    (r"all\s+the\s+way", "maximum")]
 
 # --- negation and scope -----------------------------------------------------------------------
 NEG_PREFIX = alt(
@@ -74,7 +82,12 @@ NEG_POSTFIX = alt(
     rf"(?:{_COPULA}\s+)?not\s+{W('scored', 'coded')}",
     rf"{W('does', 'do', 'did')}\s+not\s+{W('occur', 'happen', 'appear', 'show')}",
     rf"{W('is', 'are', 'was', 'were', 'does', 'do')}\s+not(?=\s*(?:[.;,!)]|$))",
-    rf"{W('isn', 'aren', 'wasn', 'weren')}['’]t(?=\s*(?:[.;,!)]|$))")
+    rf"{W('isn', 'aren', 'wasn', 'weren')}['’]t(?=\s*(?:[.;,!)]|$))",
+    # detector outputs: "stayed below threshold", "both read zero"
+    rf"(?:{_COPULA}\s+|{W('stayed', 'stays', 'remained', 'fell', 'falls')}\s+)?{W('below', 'under')}\s+"
+    rf"(?:the\s+)?(?:presence\s+|detection\s+)?threshold",
+    rf"(?:{W('both', 'all', 'each')}\s+)?{W('read', 'reads', 'score', 'scores', 'scored')}\s+(?:at\s+)?"
+    rf"(?:zero|0(?:\.0+)?)(?![.\d])")
 CONTRAST = alt(*_words("but while whilst whereas although though yet however except excepting "
                        "besides apart_from other_than instead rather save_for unlike only albeit "
                        "beyond in_contrast on_the_other_hand nevertheless nonetheless with"))
@@ -94,11 +107,11 @@ LINK_VERBS = _set("is are was were be been being am r appear appears appeared se
                   "look looks looked remain remains remained stay stays become becomes became "
                   "get gets got show shows showed shown showing display displays exhibit "
                   "exhibits has have had having can could may might will would to does do did "
-                  "begin begins start starts")
+                  "begin begins start starts went gone goes go grew grown")
 ADVERBS = _set("also now still then just only further both somewhat quite rather very more less "
                "even too again almost nearly partly partially ever so pretty really kind sort "
                "maybe perhaps possibly probably apparently seemingly nevertheless nonetheless "
-               "however though kinda sorta lowkey super totally literally like way")
+               "however though kinda sorta lowkey super totally literally like way uh um hmm er erm")
 NOT_FORMS = frozenset(w + end for w in _set("is are was were does do did has have had ca wo could "
                                            "would") for end in ("n't", "nt"))
 COORDINATORS = _set(", and or nor & / as well")
