@@ -10,8 +10,8 @@ Gold sets (annotation guideline: tests/data/au_judge_guideline.md):
   coder, lay, clinical/anatomical, language-model prose), each written from an AU state fixed
   first (`written_from`); the writers saw neither the judge nor the guideline. Writer "a" of each
   kind is the dev split, writer "b" the test split.
-- `au_judge_gold3.jsonl`, `au_judge_gold4.jsonl`, `au_judge_gold5.jsonl`: 160 texts each,
-  written the same way by new writers, as fresh held-out checks (their first readings are in bench/RESULTS.md).
+- `au_judge_gold3.jsonl` ... `au_judge_gold6.jsonl`: 160 texts each, written the same way by
+  new writers, as fresh held-out checks (their first readings are in bench/RESULTS.md).
 Each text was annotated by two annotators working blind from the guideline alone, disagreements
 adjudicated by a third (all language-model agents, not human FACS coders).
 

@@ -252,6 +252,12 @@ def test_fourth_round_constructions(text, expected, absent):
     ("His lips went thin.", {"AU23": None}, ()),
     ("her thin lips", {}, ()),                                          # a shape, not a movement
     ("The medial corners of the brows pulled up to the limit.", {"AU01": "maximum"}, ()),
+    # a field separator ends a code's gloss and a denial list
+    ("AU10=slight | absent: AU04, AU15 | note: lips rolled in", {"AU10": "slight", "AU28": None},
+     ("AU04", "AU15")),
+    ("His chin was driven up hard.", {"AU17": "severe"}, ()),
+    ("Brows: inner heads level, tails mildly elevated.", {"AU02": "slight"}, ()),
+    ("The lower lids got a hair tighter.", {"AU07": "trace"}, ()),
 ])
 def test_fifth_round_constructions(text, expected, absent):
     r = read_description(text)

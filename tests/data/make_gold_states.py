@@ -4,6 +4,7 @@
     python tests/data/make_gold_states.py --set 3    # writers c, d, 20 states each
     python tests/data/make_gold_states.py --set 4    # writers e, f, 20 states each
     python tests/data/make_gold_states.py --set 5    # writers g, h, 20 states each
+    python tests/data/make_gold_states.py --set 6    # writers i, j, 20 states each
 
 Per writer: distractors (no AU of the 18 active), dense states (8-14 active), regular ones (1-7
 active, EMFACS-like co-occurrence or random); 45 states = 5 + 7 + 33, 20 = 2 + 4 + 14.
@@ -64,7 +65,8 @@ def state(rng, kind):
 
 # set: (seed, writer letters, distractor / dense / regular states per writer)
 SETS = {2: (20261207, "ab", (5, 7, 33)), 3: (20261208, "cd", (2, 4, 14)), 4: (20261209, "ef", (2, 4, 14)),
-        5: (20261210, "gh", (2, 4, 14))}
+        5: (20261210, "gh", (2, 4, 14)),
+        6: (20261211, "ij", (2, 4, 14))}
 
 
 def main(argv=None):

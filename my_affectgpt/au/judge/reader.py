@@ -340,7 +340,8 @@ def _negate(t: _Text, ments: list) -> None:
                                          and t.words[s.t0] in {"no", "none", "absent", "not"})
             if not (alone and deny_back(s.t0)):
                 prefix.append(s)
-    ends = sorted(s.t0 for s in t.scope if s.kind == "contrast")
+    ends = sorted([s.t0 for s in t.scope if s.kind == "contrast"]    # or a field separator
+                  + [x for x, w in enumerate(t.words) if w == "|"])
     for trig in prefix:
         stop = next((e for e in ends if e >= trig.t1), len(t.words))
         narrow = t.words[trig.t0] in ("rather", "instead")  # "instead of a smile, a frown"

@@ -94,7 +94,7 @@ class Text:
 _CODE_ROW = (None, None, "code", "", None)
 # a full stop after these ends no sentence: "orb. oris mildly tightened" (clinical notes)
 _ABBREVIATIONS = frozenset("orb approx vs cf bilat incl resp".split())
-_GLOSS_END = {".", ";", "!", "?", ",", "+", "and", "with", "while", "but", "plus", "whereas"}
+_GLOSS_END = {".", ";", "!", "?", ",", "+", "|", "and", "with", "while", "but", "plus", "whereas"}
 
 
 def _glosses_dropped(t: Text, lex: list) -> tuple:
@@ -148,7 +148,7 @@ _THEY = frozenset(("they", "them", "they're", "they’re", "they've", "they’ve
 
 
 _NOT_OBSERVED = re.compile(
-    r"(?:^|\n)[ \t]*(?:[-*•#>]+[ \t]*)?(?:\*\*|__)?[ \t]*(?:not\s+(?:observed|present|seen|visible|"
+    r"(?:^|\n|\|)[ \t]*(?:[-*•#>]+[ \t]*)?(?:\*\*|__)?[ \t]*(?:not\s+(?:observed|present|seen|visible|"
     r"detected|noted|coded|scored|active)|absent|missing|none\s+(?:observed|seen|present))"
     r"(?:[ _](?:actions?|aus?|action\s+units|movements?|features|findings))?"     # absent_actions:
     r"[ \t]*(?:\*\*|__)?[\"']?[ \t]*:(?:[ \t]*(?:\*\*|__))?")
@@ -165,7 +165,7 @@ def _denied_blocks(t: "Text", low: str) -> list:
             continue
         head_line, end = t.line[x - 1] if x else 0, x
         if t.line[x] == head_line:             # "Absent: 9, 15." - the rest of its sentence
-            while end < len(t.words) and t.same(end, x):
+            while end < len(t.words) and t.same(end, x) and t.words[end] != "|":   # or field
                 end += 1
         else:                                  # a heading over bullet lines
             while end < len(t.words) and t.on_bullet_line(end):

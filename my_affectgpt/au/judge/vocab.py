@@ -44,7 +44,7 @@ PARTS: dict[str, str] = {
     "inner_brows": alt(_brow_part(W("inner", "medial", "inside", "middle")), rf"{W('inner', 'medial', 'inside')}\s+{_BARE_SEG}",
                        r"(?:medial|central)\s+forehead", r"mid-?forehead",
                        rf"(?:middle|cent(?:er|re))\s+of\s+{DET}{BROW}"),
-    "outer_brows": alt(_brow_part(W("outer", "lateral", "outside")), rf"{BROW}\s+tails?",
+    "outer_brows": alt(_brow_part(W("outer", "lateral", "outside")), rf"{BROW}\s+tails?", r"tails",
                        rf"{W('outer', 'lateral', 'outside')}\s+{_BARE_SEG}", r"lateral\s+forehead",
                        rf"tails?[\s-]+of[\s-]+{DET}{BROW}"),
     "brows": alt(rf"{_BOTH_SIDES}\s+(?:{SEG}\s+of\s+{DET})?{BROW}", rf"{_BOTH_SIDES}\s+{SEG}", BROW,
@@ -100,7 +100,7 @@ DIR_VERBS = V("pull", "draw", "push", "turn", "curl", "tug!", "move", "go", "per
 _SIDEWAYS = "back backward backwards sideways laterally outward outwards horizontally"
 _SIDE_WORDS = W(*_SIDEWAYS.split(), r"wide(?!\s+open)", "widely")
 _IN = r"in(?!\s+(?:a|an|the)\b)"    # "drawn in", not "pressed in a line"
-DIR = alt(DIR_VERBS, r"drawn", r"drew", r"went", r"gone", r"goes", r"bent", r"swept", r"flew", r"flown",
+DIR = alt(DIR_VERBS, r"drawn", r"drew", r"driven", r"drove", r"went", r"gone", r"goes", r"bent", r"swept", r"flew", r"flown",
           r"flies", r"shot", r"leapt", r"sprang", r"sprung", r"rode", r"sank", r"sunk", r"slid",
           r"came", r"flung")
 _DIR_NOUN = V("pull", "push", "turn", "curl", "tilt", "curve", "lift", "draw", "stretch", "spread",
@@ -167,7 +167,7 @@ MOVES: dict[str, str] = {
     "blink": alt(V("blink"), r"mid-blink", r"half-?blink(?:s|ing)?"),
     "narrow": V("narrow"),
     "squint": alt(V("squint"), r"squinty"),
-    "tighten": alt(V("tighten", "tense"), r"tight", r"tension", r"tenseness",
+    "tighten": alt(V("tighten", "tense"), r"tight(?:er)?", r"tension", r"tenseness",
                    rf"{alt(V('pull', 'draw'), 'drawn')}\s+tight(?:ly)?"),
     "squeeze": V("squeeze"),
     "wrinkle": alt(rf"{V('wrinkle', 'crinkle')}(?:\s+up)?", r"wrinkly"),
