@@ -41,6 +41,11 @@ def parse_args(argv):
                    metavar=("TRAIN", "VAL", "TEST"), help="fractions of videos (default 0.9 0.05 0.05)")
     p.add_argument("--max-samples", type=int, default=None,
                    help="keep at most N samples (a seeded subset, after de-duplication)")
+    p.add_argument("--long-states", type=float, default=0.15, metavar="SHARE",
+                   help="share of the train split made of composite long states: two training "
+                        "frames' AUs joined so that a face region lists 5 or more, described by "
+                        "the rule teacher (only when the rule teacher wrote every training row; "
+                        "they come on top of --max-samples; default 0.15, 0 = none)")
     p.add_argument("--min-confidence", type=float, default=DEFAULT_MIN_CONFIDENCE,
                    help=f"OpenFace frames below this confidence are never used (default {DEFAULT_MIN_CONFIDENCE})")
     p.add_argument("--workers", type=int, default=default_workers(), help="parallel CSV readers")
@@ -69,6 +74,8 @@ def main(argv=None):
         raise InputError(None, "--teacher api needs --api-model and --api-base-url")
     if a.max_samples is not None and a.max_samples < 1:
         raise InputError(None, "--max-samples must be >= 1")
+    if not 0 <= a.long_states < 1:
+        raise InputError(None, f"--long-states must be in [0, 1), got {a.long_states}")
     if a.audit_max_missed is not None and not a.audit_filter:
         raise InputError(None, "--audit-max-missed needs --audit-filter")
     cfg = BuildConfig(out_dir=a.out_dir, openface_dirs=a.openface_dir,
@@ -77,7 +84,7 @@ def main(argv=None):
                       sampling=a.sampling, split=tuple(a.split), max_samples=a.max_samples,
                       min_confidence=a.min_confidence, workers=a.workers, export=a.export,
                       progress=not a.no_progress, audit_filter=a.audit_filter,
-                      audit_max_missed=a.audit_max_missed or 0,
+                      audit_max_missed=a.audit_max_missed or 0, long_state_share=a.long_states,
                       api={"model": a.api_model, "base_url": a.api_base_url,
                            "api_key_env": a.api_key_env, "requests_per_minute": a.api_rpm})
     try:

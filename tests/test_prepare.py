@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from conftest import REPO, run_cli
-from my_affectgpt.au.facs import active_aus, au_state_text
+from my_affectgpt.au.facs import ACTION_UNITS, active_aus, au_state_text
 from my_affectgpt.au.lexicon import mentioned_aus
 from my_affectgpt.au.prompts import chat_messages
 from my_affectgpt.au.simulate import write_dataset
@@ -51,15 +51,35 @@ def test_samples_follow_the_design_layout(built):
     out, proc = built
     assert "wrote" in proc.stdout
     samples = [s for split in ("train", "val", "test") for s in load(out / f"{split}.jsonl")]
+    train = load(out / "train.jsonl")
     assert len(samples) > 200
     for s in samples:
         assert set(s) == {"id", "video", "frame", "source", "au", "messages"}
-        assert s["id"] == f"{s['video']}_f{s['frame']:04d}" and s["source"] == "openface+rule"
+        assert s["id"] == f"{s['video']}_f{s['frame']:04d}"
+        assert s["source"] == "openface+rule" or s["source"] == "composite+rule" and s in train
         assert [m["role"] for m in s["messages"]] == ["system", "user", "assistant"]
         prompt = au_state_text(active_aus(s["au"]))
         assert s["messages"][:2] == chat_messages(prompt)           # the au field is the truth
         assert mentioned_aus(s["messages"][2]["content"]) == set(active_aus(s["au"]))
     assert len({s["id"] for s in samples}) == len(samples)
+
+
+def test_train_split_holds_composite_long_states_spread_through_it(built):
+    """Long region lists are rare in real frames and a small model learns to cut them short;
+    15% of the train split are two frames' AUs joined into states where one face region lists
+    5+ AUs (long_states.py), spread so that any prefix of the file holds the same share."""
+    out, _ = built
+    train = load(out / "train.jsonl")
+    composite = [i for i, s in enumerate(train) if s["source"] == "composite+rule"]
+    assert abs(len(composite) / len(train) - 0.15) < 0.01
+    half = len(train) // 2
+    assert abs(sum(i < half for i in composite) / half - 0.15) < 0.02
+    regions = [[ACTION_UNITS[c].region for c in active_aus(train[i]["au"])] for i in composite]
+    assert all(max(r.count(g) for g in set(r)) >= 5 for r in regions)
+    stats = json.loads((out / "stats.json").read_text())
+    assert stats["sources"]["composite+rule"] == {"train": len(composite), "val": 0, "test": 0}
+    assert stats["settings"]["long_state_share"] == 0.15
+    assert all(s["source"] == "openface+rule" for split in ("val", "test") for s in load(out / f"{split}.jsonl"))
 
 
 def test_split_by_video_and_no_duplicate_pairs(built):
@@ -78,7 +98,8 @@ def test_stats_match_the_files(built):
     stats = json.loads((out / "stats.json").read_text())
     by_split = {split: load(out / f"{split}.jsonl") for split in ("train", "val", "test")}
     assert stats["samples"] == {k: len(v) for k, v in by_split.items()} | {"total": sum(map(len, by_split.values()))}
-    assert stats["sources"]["openface+rule"] == {k: len(v) for k, v in by_split.items()}
+    composite = {k: sum(s["source"] == "composite+rule" for s in v) for k, v in by_split.items()}
+    assert stats["sources"]["openface+rule"] == {k: len(v) - composite[k] for k, v in by_split.items()}
     recount = {}
     for rows in by_split.values():
         for s in rows:
@@ -114,7 +135,7 @@ def test_same_seed_same_bytes_whatever_the_worker_count(sim_dir, built, tmp_path
 
 def test_max_samples_and_other_seed(sim_dir, tmp_path):
     proc = run_cli(SCRIPT, "--openface-dir", sim_dir, "--out-dir", tmp_path, "--max-samples", "50",
-                   "--seed", "2", "--frames-per-video", "6")
+                   "--seed", "2", "--frames-per-video", "6", "--long-states", "0")
     assert proc.returncode == 0, proc.stderr
     assert json.loads((tmp_path / "stats.json").read_text())["samples"]["total"] == 50
     assert sum(len(load(tmp_path / f"{s}.jsonl")) for s in ("train", "val", "test")) == 50
@@ -367,7 +388,8 @@ def test_audit_filter_cli(tmp_path):
     assert any(line.startswith("  sharegpt: n 1,") for line in out)
     for bad, msg in ((["--audit-filter", "--audit-max-missed", "-1"],
                       "--audit-max-missed must be >= 0"),
-                     (["--audit-max-missed", "1"], "--audit-max-missed needs --audit-filter")):
+                     (["--audit-max-missed", "1"], "--audit-max-missed needs --audit-filter"),
+                     (["--long-states", "1"], "--long-states must be in [0, 1), got 1.0")):
         proc = run_cli(SCRIPT, "--alpaca", alpaca, "--out-dir", tmp_path / "bad", *bad)
         assert proc.returncode == 2 and msg in proc.stderr and proc.stderr.count("\n") == 1
         assert not (tmp_path / "bad").exists()

@@ -33,6 +33,7 @@ from ..au.openface import DEFAULT_MIN_CONFIDENCE, find_openface_csvs, read_openf
 from ..au.teacher import RuleTeacher
 from ..common.atomic import atomic_open, atomic_write_text
 from ..common.errors import InputError
+from .long_states import SOURCE as COMPOSITE_SOURCE, composite_samples, interleaved
 
 CHUNK_VIDEOS = 32
 SPLITS = ("train", "val", "test")
@@ -58,6 +59,7 @@ class BuildConfig:
     progress: bool = True
     audit_filter: bool = False    # drop external references the AU judge finds unfaithful
     audit_max_missed: int = 0     # ... or that miss more than this many active AUs
+    long_state_share: float = 0.15  # composite long states in the train split (long_states.py)
 
 
 # --- samples ---------------------------------------------------------------------------------
@@ -262,7 +264,8 @@ def _stats(cfg: BuildConfig, by_split: dict, dropped: int, errors: list, audit) 
                      "frames_per_video": cfg.frames_per_video, "sampling": cfg.sampling,
                      "split": list(cfg.split), "min_confidence": cfg.min_confidence,
                      "max_samples": cfg.max_samples, "bands": asdict(cfg.bands),
-                     "audit_filter": cfg.audit_filter, "audit_max_missed": cfg.audit_max_missed},
+                     "audit_filter": cfg.audit_filter, "audit_max_missed": cfg.audit_max_missed,
+                     "long_state_share": cfg.long_state_share},
     }
 
 
@@ -355,6 +358,7 @@ def build(cfg: BuildConfig, log=print, audit=None) -> dict:
     by_split = {k: [] for k in SPLITS}
     for s in kept:
         by_split[split_of[s["video"]]].append(make_sample(s))
+    _add_long_states(cfg, by_split, log)
     stats = _stats(cfg, by_split, dropped, errors, audit)
     for split, rows in by_split.items():
         _write_jsonl(out / f"{split}.jsonl", rows)
@@ -363,6 +367,19 @@ def build(cfg: BuildConfig, log=print, audit=None) -> dict:
     atomic_write_text(out / "stats.json", json.dumps(stats, indent=2, ensure_ascii=False) + "\n")
     shutil.rmtree(out / ".work", ignore_errors=True)
     return stats
+
+
+def _add_long_states(cfg: BuildConfig, by_split: dict, log) -> None:
+    """Composite long states spread through the train split (long_states.py): only where the
+    rule teacher wrote every training row, so no teacher's style is mixed with another's."""
+    train = by_split["train"]
+    if not cfg.long_state_share or not train or cfg.teacher != "rule" \
+            or any(s["source"] != "openface+rule" for s in train):
+        return
+    extra = composite_samples(train, cfg.long_state_share, cfg.seed, cfg.bands)
+    by_split["train"] = interleaved(train, extra)
+    log(f"train split: {len(extra)} composite long states spread through it "
+        f"({len(extra) / len(by_split['train']):.0%}; {COMPOSITE_SOURCE})")
 
 
 def default_workers() -> int:
