@@ -48,7 +48,8 @@ def long_states(videos: int, seed: int, min_active: int, n: int) -> list:
     with tempfile.TemporaryDirectory() as tmp:
         csvs = write_dataset(Path(tmp) / "of", videos, seed=seed, workers=2)
         planner = AUAgent(AUAgentConfig(backend="template", num_frames=8))
-        texts = [s.prompt for c in csvs for s in planner.plan_video(c)["slots"] if len(s.active) >= min_active]
+        texts = [s.prompt for c in csvs for s in planner.plan_video(c)["slots"]
+                 if len(s.active) >= min_active]
     texts = list(dict.fromkeys(texts))
     random.Random(0).shuffle(texts)
     return texts[:n]
@@ -83,7 +84,8 @@ def main(argv=None) -> int:
               "mouth_omission_by_list_length": {f"{k}+" if k == 5 else str(k): round(v[0] / v[1], 3)
                                                 for k, v in sorted(mouth.items()) if v[1]}}
     print(f"{failing} of {len(prompts)} long-state descriptions fail the judge (seed {a.seed})")
-    print("omitted / active: " + ", ".join(f"{c} {m}/{n}" for c, (m, n) in report["missed_by_au"].items() if m))
+    print("omitted / active: "
+          + ", ".join(f"{c} {m}/{n}" for c, (m, n) in report["missed_by_au"].items() if m))
     print("mouth AUs omitted, by mouth list length: "
           + ", ".join(f"{k}: {v}" for k, v in report["mouth_omission_by_list_length"].items()))
     if a.json:

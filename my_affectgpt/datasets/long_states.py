@@ -46,7 +46,8 @@ def composite_samples(train: list, share: float, seed: int, bands: IntensityBand
             continue
         seen.add(prompt)
         video = f"composite_{len(out):05d}"
-        out.append({"id": f"{video}_f0000", "video": video, "frame": 0, "source": SOURCE, "au": dict(sorted(au.items())),
+        out.append({"id": f"{video}_f0000", "video": video, "frame": 0, "source": SOURCE,
+                    "au": dict(sorted(au.items())),
                     "messages": prompts.chat_messages(prompt, teacher.describe(active))})
     return out
 
