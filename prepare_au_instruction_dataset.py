@@ -74,8 +74,6 @@ def main(argv=None):
         raise InputError(None, "--teacher api needs --api-model and --api-base-url")
     if a.max_samples is not None and a.max_samples < 1:
         raise InputError(None, "--max-samples must be >= 1")
-    if not 0 <= a.long_states < 1:
-        raise InputError(None, f"--long-states must be in [0, 1), got {a.long_states}")
     if a.audit_max_missed is not None and not a.audit_filter:
         raise InputError(None, "--audit-max-missed needs --audit-filter")
     cfg = BuildConfig(out_dir=a.out_dir, openface_dirs=a.openface_dir,

@@ -313,6 +313,8 @@ def build(cfg: BuildConfig, log=print, audit=None) -> dict:
         raise InputError(None, f"--split needs three fractions summing to 1, got {list(cfg.split)}")
     if cfg.frames_per_video < 1:
         raise InputError(None, "--frames-per-video must be >= 1")
+    if not 0 <= cfg.long_state_share < 1:
+        raise InputError(None, f"--long-states must be in [0, 1), got {cfg.long_state_share}")
     if cfg.audit_max_missed < 0:
         raise InputError(None, f"--audit-max-missed must be >= 0, got {cfg.audit_max_missed}")
     out = Path(cfg.out_dir)
@@ -373,8 +375,7 @@ def _add_long_states(cfg: BuildConfig, by_split: dict, log) -> None:
     """Composite long states spread through the train split (long_states.py): only where the
     rule teacher wrote every training row, so no teacher's style is mixed with another's."""
     train = by_split["train"]
-    if not cfg.long_state_share or not train or cfg.teacher != "rule" \
-            or any(s["source"] != "openface+rule" for s in train):
+    if not cfg.long_state_share or not train or any(s["source"] != "openface+rule" for s in train):
         return
     extra = composite_samples(train, cfg.long_state_share, cfg.seed, cfg.bands)
     by_split["train"] = interleaved(train, extra)

@@ -13,9 +13,10 @@ The rows are spread evenly through train.jsonl, so any prefix of the file (the C
 from __future__ import annotations
 
 import random
+from collections import Counter
 
 from ..au import prompts
-from ..au.facs import ACTION_UNITS, REGIONS, IntensityBands, active_aus, au_state_text
+from ..au.facs import ACTION_UNITS, IntensityBands, active_aus, au_state_text
 from ..au.teacher import RuleTeacher
 
 LONG_LIST = 5            # AUs in one region that make a state "long"
@@ -24,14 +25,13 @@ SOURCE = "composite+rule"
 
 def longest_region(active) -> int:
     """The most active AUs any one face region has."""
-    return max([sum(ACTION_UNITS[c].region == r for c in active) for r in REGIONS] + [0])
+    return max(Counter(ACTION_UNITS[c].region for c in active).values(), default=0)
 
 
 def composite_samples(train: list, share: float, seed: int, bands: IntensityBands) -> list:
-    """Training rows (DESIGN.md §4 layout) that make up `share` of `train` plus them, each
-    joining the AU states of two rows of `train` into one with a long region list."""
-    if not 0 <= share < 1:
-        raise ValueError(f"long-state share must be in [0, 1), got {share}")
+    """Training rows (DESIGN.md §4 layout) that make up `share` (0 <= share < 1) of `train`
+    plus them, each joining the AU states of two rows of `train` into one with a long region
+    list."""
     want = round(share * len(train) / (1 - share))
     rng, teacher = random.Random(seed), RuleTeacher(bands)
     seen = {au_state_text(active_aus(s["au"], bands)) for s in train}
@@ -39,7 +39,8 @@ def composite_samples(train: list, share: float, seed: int, bands: IntensityBand
     while len(out) < want and tries < 50 * want and len(train) >= 2:
         tries += 1
         a, b = rng.sample(train, 2)
-        au = {k: max(a["au"].get(k, 0.0), b["au"].get(k, 0.0)) for k in a["au"].keys() | b["au"].keys()}
+        au = {k: max(a["au"].get(k, 0.0), b["au"].get(k, 0.0))
+              for k in sorted(a["au"].keys() | b["au"].keys())}
         active = active_aus(au, bands)
         prompt = au_state_text(active)
         if longest_region(active) < LONG_LIST or prompt in seen:
@@ -47,7 +48,7 @@ def composite_samples(train: list, share: float, seed: int, bands: IntensityBand
         seen.add(prompt)
         video = f"composite_{len(out):05d}"
         out.append({"id": f"{video}_f0000", "video": video, "frame": 0, "source": SOURCE,
-                    "au": dict(sorted(au.items())),
+                    "au": au,
                     "messages": prompts.chat_messages(prompt, teacher.describe(active))})
     return out
 

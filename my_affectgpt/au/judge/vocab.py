@@ -94,13 +94,15 @@ DIR_VERBS = V("pull", "draw", "push", "turn", "curl", "tug!", "move", "go", "per
               "curve", "quirk", "hitch", "tick", "flick", "slant", "point", "shift", "sweep",
               "bend", "tilt", "hook", "fly", "shoot", "jump!", "climb", "leap", "spring", "creep",
               "inch", "edge", "yank", "jerk", "hoist", "crook", "ride", "pop!", "float", "drift",
-              "arc", "sink", "slide", "tip!", "kick", "crawl", "drag!", "haul", "wrench", "shove", "slip!", "twitch",
+              "arc", "sink", "slide", "tip!", "kick", "crawl", "drag!", "haul", "wrench", "shove",
+              "slip!", "twitch",
               "nudge", "dip!", "come", "fling", "hike", "strain", "crash", "slam!", "snap!", "plunge",
               "dive", "hang", "let")
 _SIDEWAYS = "back backward backwards sideways laterally outward outwards horizontally"
 _SIDE_WORDS = W(*_SIDEWAYS.split(), r"wide(?!\s+open)", "widely")
 _IN = r"in(?!\s+(?:a|an|the)\b)"    # "drawn in", not "pressed in a line"
-DIR = alt(DIR_VERBS, r"drawn", r"drew", r"driven", r"drove", r"went", r"gone", r"goes", r"bent", r"swept", r"flew", r"flown",
+DIR = alt(DIR_VERBS, r"drawn", r"drew", r"driven", r"drove", r"went", r"gone", r"goes", r"bent",
+          r"swept", r"flew", r"flown",
           r"flies", r"shot", r"leapt", r"sprang", r"sprung", r"rode", r"sank", r"sunk", r"slid",
           r"came", r"flung")
 _DIR_NOUN = V("pull", "push", "turn", "curl", "tilt", "curve", "lift", "draw", "stretch", "spread",
@@ -207,7 +209,8 @@ MOVES: dict[str, str] = {
                  rf"{V('press', 'compress', 'clamp')}(?:{ADVERB}\s+"
                  rf"(?:{WS('together shut closed tight tightly firmly')}"
                  r"|in(?:to)?\s+an?\s+(?:\w+\s+)?line))?"),
-    "thin": alt(r"thinned|thinning|thins", r"thin(?=\s*(?:[.,;:!)\n—–-]|$|\b(?:and|but|with|while|as)\b))"),
+    "thin": alt(r"thinned|thinning|thins",
+                r"thin(?=\s*(?:[.,;:!)\n—–-]|$|\b(?:and|but|with|while|as)\b))"),   # "lips went thin"
     "part": alt(r"parts(?!\s+of)|parted|parting|part(?!\s+of)", rf"{DIR}{ADVERB}\s+apart",
                 r"(?:wide|far|well|way)\s+apart", r"apart(?!\s+from)", V("separate"),
                 r"separation", r"unsealed", r"(?:gap|space|opening|daylight)\s+between"),

@@ -18,7 +18,8 @@ BAND_TERMS = {   # the judge's own table, from the guideline ("_" joins a multi-
                     "flicker_of ghost_of whisper_of slightest subtlest tiniest a_tiny_bit tiny_bit "
                     "the_barest_bit a_shade a_hair a_smidge a_smidgen a_fraction teeny teeny_bit a_teeny_bit "
                     "the_slightest_bit the_tiniest_bit the_teeniest_bit the_smallest_bit a_sliver "
-                    "by_a_breath by_a_hair by_a_whisker a_whisker littlest the_littlest_bit the_smallest_degree hardly"),
+                    "by_a_breath by_a_hair by_a_whisker a_whisker littlest the_littlest_bit "
+                    "the_smallest_degree hardly"),
     "slight": _words("slight slightly mild mildly light lightly gentle gently weak weakly small "
                      "a_little a_bit somewhat modest modestly low soft softly mildest lightest "
                      "gentlest weakest a_tad a_lil a_lil_bit lil little a_little_bit"),
